@@ -1,0 +1,154 @@
+//! The change log: every change to a record, appended in the same transaction as the change.
+//!
+//! Each entry carries id, origin node, per-origin sequence, kind (table), record id, operation,
+//! after-image, actor, request id and time. Images of records that carry a `key_id` (personal
+//! data) are sealed with that record's data key, so deleting the key makes the record's whole
+//! history unreadable (crypto-shredding). Webhooks, timelines, audit views, live updates and the
+//! later community-to-city sync read this log; nothing writes around it (see [`LOGGED_TABLES`]
+//! and the guard in `Tx::execute_unlogged`).
+//!
+//! Ordering: `pos` comes from one counter row that a write locks only while appending its entries,
+//! just before commit. Positions are therefore gap-free and in commit order on both backends, so
+//! a reader that tails `pos > last_seen` never misses an entry committed late.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::conn::Conn;
+use crate::error::Result;
+use crate::params;
+use crate::value::Row;
+
+/// The tables whose every change goes through the log. Operational tables (sessions, sign-in
+/// codes, jobs, deliveries, the audit chain, key material) are not records and are not logged.
+pub const LOGGED_TABLES: &[&str] = &[
+    "nodes",
+    "node_codes",
+    "grids",
+    "buildings",
+    "units",
+    "dwellings",
+    "households",
+    "people",
+    "memberships",
+    "vulnerable",
+    "facilities",
+    "duties",
+    "users",
+    "grants",
+    "api_tokens",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Insert => "insert",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// What live subscribers are told after a commit: no image, so no personal data.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeEvent {
+    pub pos: i64,
+    pub kind: String,
+    pub record_id: Uuid,
+    pub op: Op,
+    pub at: DateTime<Utc>,
+    /// The node of the tree the record hangs off, when it has one: live streams filter on it.
+    pub node_id: Option<Uuid>,
+}
+
+/// An entry waiting for its position, gathered during a write.
+pub(crate) struct Pending {
+    pub kind: &'static str,
+    pub record_id: Uuid,
+    pub op: Op,
+    pub after: Option<serde_json::Value>,
+    pub after_ct: Option<Vec<u8>>,
+    pub key_id: Option<Uuid>,
+    pub node_id: Option<Uuid>,
+}
+
+/// Append the pending entries; returns the events to publish after commit.
+pub(crate) fn append(
+    conn: &mut dyn Conn,
+    origin: &str,
+    actor: Option<Uuid>,
+    request_id: &str,
+    at: DateTime<Utc>,
+    ids: &dyn anxin_domain::IdGen,
+    pending: Vec<Pending>,
+) -> Result<Vec<ChangeEvent>> {
+    if pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = i64::try_from(pending.len()).unwrap_or(i64::MAX);
+    let last = conn.query_i64(
+        "UPDATE log_counter SET last = last + $1 WHERE id = 1 RETURNING last",
+        &params![n],
+    )?;
+    let mut pos = last - n;
+    let mut events = Vec::with_capacity(pending.len());
+    for p in pending {
+        pos += 1;
+        conn.execute(
+            "INSERT INTO change_log (pos, id, origin, seq, kind, record_id, op, after, after_ct, \
+             key_id, actor, request_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &params![
+                pos,
+                ids.new_id(),
+                origin,
+                pos,
+                p.kind,
+                p.record_id,
+                p.op.as_str(),
+                p.after,
+                p.after_ct,
+                p.key_id,
+                actor,
+                request_id,
+                at
+            ],
+        )?;
+        events.push(ChangeEvent {
+            pos,
+            kind: p.kind.to_owned(),
+            record_id: p.record_id,
+            op: p.op,
+            at,
+            node_id: p.node_id,
+        });
+    }
+    Ok(events)
+}
+
+/// Entries after `after_pos`, oldest first: for tailers (webhooks, sync, live catch-up).
+pub fn since(conn: &mut dyn Conn, after_pos: i64, limit: i64) -> Result<Vec<Row>> {
+    conn.query(
+        "SELECT pos, id, origin, seq, kind, record_id, op, after, after_ct, key_id, actor, \
+         request_id, at FROM change_log WHERE pos > $1 ORDER BY pos LIMIT $2",
+        &params![after_pos, limit],
+    )
+}
+
+/// The node a record hangs off, read from its image: used to scope live events.
+pub(crate) fn node_of(row: &Row) -> Option<Uuid> {
+    for col in ["community_id", "node_id", "parent_id"] {
+        if let Ok(Some(id)) = row.get::<Option<Uuid>>(col) {
+            return Some(id);
+        }
+    }
+    None
+}

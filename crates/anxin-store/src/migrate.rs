@@ -1,0 +1,117 @@
+//! Forward-only migrations, one list per backend, embedded in the binary.
+//!
+//! Applied migrations are recorded with a checksum; changing an applied file is an error, never a
+//! silent re-run. Both lists must have the same versions (a test checks it), so a release has one
+//! schema version whatever the backend.
+
+use sha2::{Digest, Sha256};
+
+use crate::conn::{Conn, Dialect};
+use crate::error::{Result, StoreError};
+use crate::params;
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+macro_rules! m {
+    ($v:expr, $name:expr, $dir:expr) => {
+        Migration {
+            version: $v,
+            name: $name,
+            sql: include_str!(concat!("../migrations/", $dir, "/", $name, ".sql")),
+        }
+    };
+}
+
+pub const SQLITE: &[Migration] = &[m!(1, "0001_base", "sqlite"), m!(2, "0002_platform", "sqlite")];
+pub const POSTGRES: &[Migration] = &[
+    m!(1, "0001_base", "postgres"),
+    m!(2, "0002_platform", "postgres"),
+];
+
+/// The schema version each release shipped, newest last: the upgrade test starts from the one
+/// before the newest.
+pub const RELEASES: &[(&str, i64)] = &[("0.0.1", 1), ("0.1.0", 2)];
+
+pub fn list(d: Dialect) -> &'static [Migration] {
+    match d {
+        Dialect::Sqlite => SQLITE,
+        Dialect::Postgres => POSTGRES,
+    }
+}
+
+pub fn latest() -> i64 {
+    SQLITE.last().map_or(0, |m| m.version)
+}
+
+fn checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+/// Apply pending migrations up to `upto` (all when `None`). Returns the versions applied.
+pub fn migrate(conn: &mut dyn Conn, upto: Option<i64>) -> Result<Vec<i64>> {
+    let d = conn.dialect();
+    conn.batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+         checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )?;
+    let mut applied = Vec::new();
+    for m in list(d) {
+        if upto.is_some_and(|u| m.version > u) {
+            break;
+        }
+        let begin = match d {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            // Two servers starting at once must not both migrate.
+            Dialect::Postgres => "BEGIN; SELECT pg_advisory_xact_lock(2026112301)",
+        };
+        conn.batch(begin)?;
+        let done = conn.query_one(
+            "SELECT checksum FROM schema_migrations WHERE version = $1",
+            &params![m.version],
+        );
+        let result = match done {
+            Ok(Some(row)) => {
+                let sum: String = row.get("checksum")?;
+                if sum == checksum(m.sql) {
+                    Ok(false)
+                } else {
+                    Err(StoreError::Backend(format!(
+                        "migration {} was changed after it was applied; migrations are append-only",
+                        m.name
+                    )))
+                }
+            }
+            Ok(None) => conn.batch(m.sql).and_then(|()| {
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
+                    &params![m.version, m.name, checksum(m.sql), chrono::Utc::now().to_rfc3339()],
+                )
+                .map(|_| true)
+            }),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(ran) => {
+                conn.batch("COMMIT")?;
+                if ran {
+                    tracing::info!(migration = m.name, backend = d.name(), "migration applied");
+                    applied.push(m.version);
+                }
+            }
+            Err(e) => {
+                let _ = conn.batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// The schema version of a database (0 when empty).
+pub fn current_version(conn: &mut dyn Conn) -> Result<i64> {
+    conn.query_i64("SELECT max(version) FROM schema_migrations", &[])
+}

@@ -1,0 +1,314 @@
+//! Typed configuration: one struct per concern, read from an optional TOML file and overridden
+//! by environment variables prefixed `ANXIN_` with `__` between levels
+//! (`ANXIN_DATABASE__URL=postgres://…`). Secrets are [`Secret`]s: they print as `[redacted]` and
+//! are never serialised, so the generated example (`anxin config example`) cannot leak them.
+
+use std::path::{Path, PathBuf};
+
+use anxin_crypto::Secret;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub crypto: CryptoConfig,
+    pub auth: AuthConfig,
+    pub notify: NotifyConfig,
+    pub jobs: JobsConfig,
+    pub retention: RetentionConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Mark cookies `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+    /// Requests per minute allowed from one client address.
+    pub rate_per_minute_per_address: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            secure_cookies: false,
+            rate_per_minute_per_address: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://./data/anxin.db` or `postgres://user@host/db`.
+    pub url: String,
+    /// PostgreSQL connections in the pool.
+    pub max_connections: usize,
+    /// This node's name in the change log (a community node syncing with the city's).
+    pub origin: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://./data/anxin.db".into(),
+            max_connections: 16,
+            origin: "local".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CryptoConfig {
+    /// Master keys as `id:algorithm:base64key` (algorithm `aes-256-gcm` or `sm4-gcm`). When
+    /// empty, keys are read from `master_key_file`, which is created on first start.
+    #[serde(skip_serializing)]
+    pub master_keys: Vec<Secret<String>>,
+    /// The id of the master key that wraps new data keys; default: the last one listed.
+    pub current: Option<String>,
+    /// Where master keys live when none are configured. Keep it out of backups of the database.
+    pub master_key_file: PathBuf,
+    /// Algorithm for new data keys: `aes-256-gcm` or `sm4-gcm` (GB/T 32907).
+    pub algorithm: String,
+}
+
+impl Default for CryptoConfig {
+    fn default() -> Self {
+        Self {
+            master_keys: Vec::new(),
+            current: None,
+            master_key_file: PathBuf::from("./data/master.keys"),
+            algorithm: "aes-256-gcm".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Failed sign-ins before an account is locked.
+    pub lockout_threshold: u32,
+    /// How long a locked account stays locked, in minutes.
+    pub lockout_minutes: i64,
+    /// A session with no request for this many minutes ends.
+    pub session_idle_minutes: i64,
+    /// A resident's one-time sign-in code is valid for this many minutes.
+    pub code_ttl_minutes: i64,
+    /// Wrong guesses allowed for one sign-in code.
+    pub code_max_attempts: u32,
+    /// Sign-in attempts per minute for one account or phone.
+    pub rate_per_minute_per_account: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            lockout_threshold: 5,
+            lockout_minutes: 15,
+            session_idle_minutes: 30,
+            code_ttl_minutes: 5,
+            code_max_attempts: 5,
+            rate_per_minute_per_account: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// SMTP relay for e-mail; e-mail is off when absent.
+    pub smtp: Option<SmtpConfig>,
+    /// SMS template id for the resident sign-in code (Chinese SMS providers send approved
+    /// templates with parameters, not free text).
+    pub sms_login_template: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    /// `none` (loopback relays only), `starttls` or `tls`.
+    #[serde(default = "default_smtp_tls")]
+    pub tls: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub password: Option<Secret<String>>,
+}
+
+fn default_smtp_tls() -> String {
+    "starttls".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// How often idle workers look for due jobs, in milliseconds.
+    pub poll_ms: u64,
+    /// How long a worker holds a job before another may take it over, in seconds.
+    pub lease_seconds: i64,
+    /// Job workers in this process.
+    pub workers: usize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            poll_ms: 1000,
+            lease_seconds: 60,
+            workers: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days the audit log is kept (at least 180: 等保 asks for six months).
+    pub audit_days: i64,
+    /// Days ended sessions and used sign-in codes are kept.
+    pub sessions_days: i64,
+    /// Days delivery records are kept.
+    pub notifications_days: i64,
+    /// Days finished jobs are kept.
+    pub jobs_days: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            audit_days: 190,
+            sessions_days: 30,
+            notifications_days: 90,
+            jobs_days: 14,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info,anxin=debug`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then `ANXIN_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+        let mut f = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = file {
+            f = f.merge(Toml::file_exact(p));
+        }
+        f.merge(Env::prefixed("ANXIN_").split("__")).extract()
+    }
+
+    /// Check what types cannot: values in range.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.retention.audit_days < 180 {
+            return Err("retention.audit_days must be at least 180 (six months)".into());
+        }
+        if self.auth.lockout_threshold == 0 {
+            return Err("auth.lockout_threshold must be at least 1".into());
+        }
+        self.algorithm()?;
+        Ok(())
+    }
+
+    pub fn algorithm(&self) -> Result<anxin_crypto::Algorithm, String> {
+        self.crypto
+            .algorithm
+            .parse()
+            .map_err(|_| format!("crypto.algorithm: unknown algorithm {}", self.crypto.algorithm))
+    }
+}
+
+/// The documented example configuration, generated from the defaults and the field docs above.
+pub fn example() -> String {
+    let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
+    let mut out = String::from(
+        "# Anxin configuration. Every value shown is the default; remove what you do not change.\n\
+         # Each key can also be set from the environment: ANXIN_<SECTION>__<KEY>, e.g.\n\
+         # ANXIN_DATABASE__URL=postgres://anxin@127.0.0.1/anxin\n\
+         # Secrets (crypto.master_keys, notify.smtp.password) are never written here: set them\n\
+         # in the environment or in a file readable only by the service account.\n",
+    );
+    for line in body.lines() {
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            out.push('\n');
+            if let Some(doc) = SECTION_DOCS.iter().find(|(s, _)| *s == section) {
+                out.push_str(&format!("# {}\n", doc.1));
+            }
+        } else if let Some((key, _)) = line.split_once(" = ") {
+            if let Some(doc) = KEY_DOCS.iter().find(|(k, _)| *k == key) {
+                out.push_str(&format!("# {}\n", doc.1));
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(
+        "\n# [notify.smtp]\n# host = \"smtp.example.gov.cn\"\n# port = 587\n# from = \"anxin@example.gov.cn\"\n\
+         # tls = \"starttls\"\n# username = \"anxin\"\n# password: set ANXIN_NOTIFY__SMTP__PASSWORD\n",
+    );
+    out
+}
+
+const SECTION_DOCS: &[(&str, &str)] = &[
+    ("server", "The HTTP server."),
+    ("database", "Storage: SQLite (default, no set-up) or PostgreSQL."),
+    ("crypto", "Encryption of personal data. master_keys: set ANXIN_CRYPTO__MASTER_KEYS='[\"k1:aes-256-gcm:BASE64\"]'."),
+    ("auth", "Sign-in, lockout and sessions."),
+    ("notify", "Notification channels."),
+    ("jobs", "Durable background jobs."),
+    ("retention", "How long operational records are kept."),
+    ("log", "Structured logs (never contain personal data)."),
+];
+
+const KEY_DOCS: &[(&str, &str)] = &[
+    ("listen", "Address to listen on."),
+    ("secure_cookies", "Mark cookies Secure (set when served over HTTPS)."),
+    ("rate_per_minute_per_address", "Requests per minute allowed from one client address."),
+    ("url", "sqlite://./data/anxin.db or postgres://user@host/db."),
+    ("max_connections", "PostgreSQL connections in the pool."),
+    ("origin", "This node's name in the change log."),
+    ("current", "Id of the master key that wraps new data keys (default: the last one)."),
+    ("master_key_file", "Master keys file used when none are configured; created on first start."),
+    ("algorithm", "Algorithm for new data keys: aes-256-gcm or sm4-gcm (GB/T 32907)."),
+    ("lockout_threshold", "Failed sign-ins before an account is locked."),
+    ("lockout_minutes", "Minutes a locked account stays locked."),
+    ("session_idle_minutes", "Minutes without a request after which a session ends."),
+    ("code_ttl_minutes", "Minutes a resident's one-time sign-in code is valid."),
+    ("code_max_attempts", "Wrong guesses allowed for one sign-in code."),
+    ("rate_per_minute_per_account", "Sign-in attempts per minute for one account or phone."),
+    ("sms_login_template", "SMS template id for the resident sign-in code."),
+    ("poll_ms", "Milliseconds between idle job polls."),
+    ("lease_seconds", "Seconds a worker holds a job before another may take it over."),
+    ("workers", "Job workers in this process."),
+    ("audit_days", "Days the audit log is kept (at least 180)."),
+    ("sessions_days", "Days ended sessions and used sign-in codes are kept."),
+    ("notifications_days", "Days delivery records are kept."),
+    ("jobs_days", "Days finished jobs are kept."),
+    ("format", "Log format: text or json."),
+    ("filter", "Log filter, e.g. info,anxin=debug."),
+];

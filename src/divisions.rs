@@ -1,0 +1,1 @@
+//! The division tree import.

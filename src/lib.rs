@@ -1,0 +1,17 @@
+//! Anxin: community resilience and emergency management.
+//!
+//! - [`config`]: typed configuration (file + `ANXIN_` environment), the generated example.
+//! - [`app`]: building the running application (store, keys, services) from configuration.
+//! - [`http`]: the axum edge: routes, request guards, the one error shape.
+//! - [`platform`]: services every capability uses: notifications, jobs, live events, retention,
+//!   audit, metrics, backup.
+//! - [`cli`]: the `anxin` command line.
+//!
+//! Domain rules live in `anxin-domain`, storage in `anxin-store`, key handling in `anxin-crypto`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod divisions;
+pub mod http;
+pub mod platform;

@@ -1,0 +1,3 @@
+//! Services every capability uses.
+
+pub mod metrics;
