@@ -76,4 +76,9 @@ impl From<StoreError> for ApiError {
     }
 }
 
-// DOMAIN_ERROR_IMPL
+impl From<anxin_domain::DomainError> for ApiError {
+    fn from(e: anxin_domain::DomainError) -> Self {
+        let field = e.field().unwrap_or("value");
+        ApiError::invalid(e.code(), field, e.to_string())
+    }
+}

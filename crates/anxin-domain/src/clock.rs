@@ -60,11 +60,17 @@ mod tests {
 
     #[test]
     fn manual_clock_moves_only_when_told() {
-        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid");
+        let start = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
         let c = ManualClock::new(start);
         let c2 = c.clone();
         c.advance(chrono::Duration::hours(25));
         assert_eq!(c2.now(), start + chrono::Duration::hours(25));
-        assert_eq!(c2.local_now().format("%Y-%m-%d %H").to_string(), "2026-01-02 09");
+        assert_eq!(
+            c2.local_now().format("%Y-%m-%d %H").to_string(),
+            "2026-01-02 09"
+        );
     }
 }

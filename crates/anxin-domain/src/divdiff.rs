@@ -112,11 +112,19 @@ pub enum DivisionChange {
     },
     /// Report: the nodes in `from` now form the node with code `into`. Those of them not matched
     /// to `into` are retired by their own `Retired` changes; a new `into` was `Added` before.
-    Merged { from: Vec<Uuid>, into: DivisionCode },
+    Merged {
+        from: Vec<Uuid>,
+        into: DivisionCode,
+    },
     /// Report: the node `from` was divided into the nodes with codes `into`; if it survives as one
     /// of them it is matched to that one, otherwise a `Retired` follows.
-    Split { from: Uuid, into: Vec<DivisionCode> },
-    Retired { id: Uuid },
+    Split {
+        from: Uuid,
+        into: Vec<DivisionCode>,
+    },
+    Retired {
+        id: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -617,26 +625,36 @@ pub fn apply(
                 );
             }
             DivisionChange::Renamed { id, to, .. } => {
-                nodes.get_mut(id).ok_or(invalid("renamed node is not active"))?.name = to.clone();
+                nodes
+                    .get_mut(id)
+                    .ok_or(invalid("renamed node is not active"))?
+                    .name = to.clone();
             }
             DivisionChange::Recoded { id, to, .. } => {
                 if codes.contains_key(to) {
                     return Err(invalid("new code is held by an active node"));
                 }
-                let node = nodes.get_mut(id).ok_or(invalid("recoded node is not active"))?;
+                let node = nodes
+                    .get_mut(id)
+                    .ok_or(invalid("recoded node is not active"))?;
                 codes.remove(&node.code);
                 codes.insert(to.clone(), *id);
                 node.code = to.clone();
             }
             DivisionChange::Moved { id, to_parent, .. } => {
                 let parent = resolve(&nodes, &added, to_parent)?;
-                nodes.get_mut(id).ok_or(invalid("moved node is not active"))?.parent = parent;
+                nodes
+                    .get_mut(id)
+                    .ok_or(invalid("moved node is not active"))?
+                    .parent = parent;
             }
             DivisionChange::Retired { id } => {
                 if nodes.values().any(|n| n.parent == Some(*id)) {
                     return Err(invalid("retired node still has children"));
                 }
-                let node = nodes.remove(id).ok_or(invalid("retired node is not active"))?;
+                let node = nodes
+                    .remove(id)
+                    .ok_or(invalid("retired node is not active"))?;
                 codes.remove(&node.code);
             }
             DivisionChange::Merged { .. } | DivisionChange::Split { .. } => {}
@@ -1097,7 +1115,13 @@ mod tests {
     }
 
     const DISTRICTS: [&str; 4] = ["锦江区", "青羊区", "金牛区", "武侯区"];
-    const STREETS: [&str; 5] = ["春熙路街道", "督院街街道", "盐市口街道", "书院街街道", "合江亭街道"];
+    const STREETS: [&str; 5] = [
+        "春熙路街道",
+        "督院街街道",
+        "盐市口街道",
+        "书院街街道",
+        "合江亭街道",
+    ];
     const COMMUNITIES: [&str; 6] = [
         "东御街社区",
         "梓潼桥社区",
@@ -1134,8 +1158,6 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
         #[test]
         fn applying_the_plan_converges(old_rows in rows(), new_rows in rows()) {
             let old = existing(&as_refs(&old_rows));

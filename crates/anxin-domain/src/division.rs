@@ -269,12 +269,19 @@ mod tests {
     }
 
     fn any_code() -> impl Strategy<Value = String> {
-        (1u32..=8, 0u32..10, 0u32..100, 0u32..100, 0u32..1000, 0u32..1000, 0usize..4).prop_map(
-            |(p1, p2, city, district, street, community, depth)| {
+        (
+            1u32..=8,
+            0u32..10,
+            0u32..100,
+            0u32..100,
+            0u32..1000,
+            0u32..1000,
+            0usize..4,
+        )
+            .prop_map(|(p1, p2, city, district, street, community, depth)| {
                 let full = format!("{p1}{p2}{city:02}{district:02}{street:03}{community:03}");
                 full[..[4, 6, 9, 12][depth]].to_string()
-            },
-        )
+            })
     }
 
     proptest! {

@@ -262,7 +262,8 @@ fn all_digits(s: &str) -> bool {
 }
 
 fn all_alnum(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    s.bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// Shape and check digit of an 18-character GB 11643 number.
@@ -333,8 +334,11 @@ mod tests {
         assert_eq!(d.sex(), Some(Sex::Female));
         assert_eq!(gb11643_check_digit("11010519491231002"), Some('X'));
         // Full-width input and inner spaces.
-        let fw = Document::parse(DocType::MainlandId, "１１０１０５ １９４９１２３１ ００２ｘ")
-            .expect("valid");
+        let fw = Document::parse(
+            DocType::MainlandId,
+            "１１０１０５ １９４９１２３１ ００２ｘ",
+        )
+        .expect("valid");
         assert_eq!(fw, d);
     }
 
@@ -350,8 +354,8 @@ mod tests {
         assert_eq!(p(&with_check("11010519490231002")), "document.birth_date");
         assert_eq!(p(&with_check("11010518991231002")), "document.birth_date");
         assert_eq!(p(&with_check("11010520000229001")), "ok");
-        let male = Document::parse(DocType::MainlandId, &with_check("51010419900101001"))
-            .expect("valid");
+        let male =
+            Document::parse(DocType::MainlandId, &with_check("51010419900101001")).expect("valid");
         assert_eq!(male.sex(), Some(Sex::Male));
     }
 
@@ -368,7 +372,10 @@ mod tests {
             code(Document::parse(DocType::HkMacaoResidencePermit, &tw)),
             "document.region"
         );
-        assert_eq!(code(Document::parse(DocType::TaiwanResidencePermit, &tw)), "ok");
+        assert_eq!(
+            code(Document::parse(DocType::TaiwanResidencePermit, &tw)),
+            "ok"
+        );
         assert_eq!(
             code(Document::parse(DocType::TaiwanResidencePermit, &hk)),
             "document.region"
@@ -390,7 +397,10 @@ mod tests {
         assert_eq!(p(TaiwanCompatriotPermit, "1234567A"), "document.format");
         assert_eq!(p(TaiwanCompatriotPermit, "123456789"), "document.format");
         assert_eq!(p(ForeignPermanentResidence, "usa123456789012"), "ok");
-        assert_eq!(p(ForeignPermanentResidence, "US1234567890123"), "document.format");
+        assert_eq!(
+            p(ForeignPermanentResidence, "US1234567890123"),
+            "document.format"
+        );
         assert_eq!(
             p(ForeignPermanentResidence, &with_check("95184019850612001")),
             "ok"
@@ -407,7 +417,10 @@ mod tests {
         assert_eq!(p(Passport, "1234"), "document.format");
         assert_eq!(p(Passport, "AB-12345"), "document.format");
         assert_eq!(p(HkMacaoHomeReturnPermit, "港12345678"), "document.format");
-        assert_eq!(p(ForeignPermanentResidence, "美国123456789012"), "document.format");
+        assert_eq!(
+            p(ForeignPermanentResidence, "美国123456789012"),
+            "document.format"
+        );
         assert_eq!(p(Passport, &"A".repeat(21)), "document.format");
         let passport = Document::parse(Passport, "e1234567").expect("valid");
         assert_eq!(passport.birth_date(), Option::None);
@@ -429,7 +442,10 @@ mod tests {
     fn serde_validates_and_debug_masks() {
         let d = Document::parse(DocType::MainlandId, "11010519491231002X").expect("valid");
         let json = serde_json::to_string(&d).expect("serialises");
-        assert_eq!(json, r#"{"doc_type":"mainland_id","number":"11010519491231002X"}"#);
+        assert_eq!(
+            json,
+            r#"{"doc_type":"mainland_id","number":"11010519491231002X"}"#
+        );
         let back: Document = serde_json::from_str(&json).expect("deserialises");
         assert_eq!(back, d);
         let bad = r#"{"doc_type":"mainland_id","number":"110105194912310021"}"#;

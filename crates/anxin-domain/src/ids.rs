@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn seeded_ids_repeat_and_are_v7() {
-        let t = chrono::Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).single().expect("valid");
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 3, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
         let a = SeededIdGen::new(Arc::new(ManualClock::new(t)), 7);
         let b = SeededIdGen::new(Arc::new(ManualClock::new(t)), 7);
         let xs: Vec<_> = (0..5).map(|_| a.new_id()).collect();

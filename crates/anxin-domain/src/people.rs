@@ -149,7 +149,7 @@ mod tests {
             "minor_without_carer".parse::<VulnerableCategory>().ok(),
             Some(VulnerableCategory::MinorWithoutCarer)
         );
-        let e = "alien".parse::<Sex>().err().expect("rejected");
+        let e = "alien".parse::<Sex>().expect_err("rejected");
         assert_eq!(e.code(), "value.invalid");
         assert_eq!(e.field(), Some("sex"));
     }
@@ -160,7 +160,10 @@ mod tests {
         assert_eq!(usable_channels(&[App, Sms]), vec![App, Sms]);
         assert_eq!(usable_channels(&[App, NoSmartphone, Sms]), vec![Sms]);
         assert_eq!(usable_channels(&[NoSmartphone]), vec![PhoneCall, HomeVisit]);
-        assert_eq!(usable_channels(&[App, NoSmartphone]), vec![PhoneCall, HomeVisit]);
+        assert_eq!(
+            usable_channels(&[App, NoSmartphone]),
+            vec![PhoneCall, HomeVisit]
+        );
         assert_eq!(usable_channels(&[]), Vec::<ContactChannel>::new());
         assert!(HomeVisit.is_offline() && !Sms.is_offline());
     }

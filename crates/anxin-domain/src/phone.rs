@@ -135,10 +135,7 @@ impl Phone {
 
 fn is_mobile(d: &str) -> bool {
     let b = d.as_bytes();
-    b.len() == 11
-        && b[0] == b'1'
-        && matches!(b[1], b'3'..=b'9')
-        && b.iter().all(u8::is_ascii_digit)
+    b.len() == 11 && b[0] == b'1' && matches!(b[1], b'3'..=b'9') && b.iter().all(u8::is_ascii_digit)
 }
 
 /// Length of the area code (without the trunk 0) at the start of a mainland landline number.
@@ -176,7 +173,9 @@ fn landline(digits: &str) -> Result<Phone, DomainError> {
     }
     let subscriber = &national[area..];
     if !(7..=8).contains(&subscriber.len()) || matches!(subscriber.as_bytes()[0], b'0' | b'1') {
-        return Err(err("landline subscriber numbers have 7 or 8 digits, not starting 0 or 1"));
+        return Err(err(
+            "landline subscriber numbers have 7 or 8 digits, not starting 0 or 1",
+        ));
     }
     Ok(Phone(format!("+86{national}")))
 }

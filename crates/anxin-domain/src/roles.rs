@@ -170,7 +170,10 @@ impl Role {
         if self.scope_kinds().contains(&kind) {
             Ok(())
         } else {
-            Err(DomainError::GrantScope { role: self, scope: kind })
+            Err(DomainError::GrantScope {
+                role: self,
+                scope: kind,
+            })
         }
     }
 }
@@ -283,7 +286,13 @@ mod tests {
             assert!(!(r.has(P::ManageAccounts) && r.has(P::ReadAudit)), "{r}");
             assert!(!(r.has(P::ManageTree) && r.has(P::ManageGrants)), "{r}");
         }
-        let holders = |p| Role::ALL.iter().filter(|r| r.has(p)).copied().collect::<Vec<_>>();
+        let holders = |p| {
+            Role::ALL
+                .iter()
+                .filter(|r| r.has(p))
+                .copied()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(holders(P::ReadAudit), vec![Role::AuditAdmin]);
         assert_eq!(holders(P::ManageGrants), vec![Role::SecurityAdmin]);
         assert_eq!(holders(P::ManageKeys), vec![Role::SecurityAdmin]);
@@ -321,7 +330,9 @@ mod tests {
         assert_eq!(role_scope_kinds(Role::GridWorker), &[ScopeKind::Grid]);
         assert_eq!(role_scope_kinds(Role::StreetOfficer), &[ScopeKind::Node]);
         assert!(Role::Resident.check_scope(Scope::Household(id)).is_ok());
-        let e = Role::Resident.check_scope(Scope::Node(id)).err().expect("refused");
+        let e = Role::Resident
+            .check_scope(Scope::Node(id))
+            .expect_err("refused");
         assert_eq!(e.code(), "grant.scope_kind");
         for r in Role::ALL {
             assert_eq!(
@@ -330,7 +341,9 @@ mod tests {
                 "{r}"
             );
         }
-        assert!(!Role::CommunityWorker.node_levels().contains(&Level::District));
+        assert!(!Role::CommunityWorker
+            .node_levels()
+            .contains(&Level::District));
         let json = serde_json::to_string(&Scope::Grid(id)).expect("ser");
         assert_eq!(
             json,
@@ -340,7 +353,11 @@ mod tests {
 
     #[test]
     fn validity() {
-        let t = |d| Utc.with_ymd_and_hms(2026, 5, d, 0, 0, 0).single().expect("valid");
+        let t = |d| {
+            Utc.with_ymd_and_hms(2026, 5, d, 0, 0, 0)
+                .single()
+                .expect("valid")
+        };
         let v = Validity::new(t(1), Some(t(10))).expect("ordered");
         assert!(!v.contains(t(1) - chrono::Duration::seconds(1)));
         assert!(v.contains(t(1)));

@@ -71,7 +71,8 @@ where
         let s = v.to_string();
         assert!(seen.insert(s.clone()), "duplicate name {s}");
         assert!(
-            s.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
+            s.chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
             "{s} is not snake_case"
         );
         let json = serde_json::to_string(&v).expect("serialises");
