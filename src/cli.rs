@@ -1,7 +1,269 @@
-//! The `anxin` command line.
+//! The `anxin` command line: one binary, one subcommand per job.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{App, OpenOptions};
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "anxin",
+    version,
+    about = "安心 Anxin: community resilience and emergency management"
+)]
+pub struct Cli {
+    /// Configuration file (TOML); `ANXIN_*` environment variables override it.
+    #[arg(long, global = true, env = "ANXIN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL, overriding the configuration: sqlite://path or postgres://…
+    #[arg(long, global = true)]
+    pub database: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Import data.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Build the demo data set (idempotent: does nothing when it is already there).
+    Demo,
+    /// Administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, overriding the configuration.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Build the demo data set first when the database is empty.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// The statistical division list of a city (areas-/streets-/villages-CCCC.csv).
+    Divisions {
+        /// The folder holding the three files.
+        #[arg(long, default_value = "fixtures/divisions/chengdu")]
+        dir: PathBuf,
+        /// The city's name, when its code is not one Anxin knows.
+        #[arg(long)]
+        city_name: Option<String>,
+        /// Where the codes come from, recorded with each code.
+        #[arg(long, default_value = "nbs-2023")]
+        source: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Re-wrap every data key under the current master key. With a key file (no keys in the
+    /// configuration), first generate a new master key and make it current.
+    RotateKey {
+        /// Afterwards remove the old master keys from the key file.
+        #[arg(long)]
+        drop_old: bool,
+    },
+    /// Print a new master key line (id:algorithm:base64) for the configuration.
+    NewMasterKey {
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value = "aes-256-gcm")]
+        algorithm: String,
+    },
+    /// Write a logical backup (ciphertexts stay encrypted; master keys are not included).
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a logical backup into an empty database.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the documented example configuration.
+    Example,
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("错误 error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut c = Config::load(cli.config.as_deref()).context("reading configuration")?;
+    if let Some(db) = &cli.database {
+        c.database.url.clone_from(db);
+    }
+    Ok(c)
+}
+
+fn init_logs(c: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&c.log.filter));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if c.log.format == "json" {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Config(ConfigCommand::Example) = &cli.command {
+        print!("{}", crate::config::example());
+        return Ok(());
+    }
+    if let Command::Admin(AdminCommand::NewMasterKey { id, algorithm }) = &cli.command {
+        let alg = algorithm
+            .parse()
+            .map_err(|_| anyhow::anyhow!("unknown algorithm {algorithm}"))?;
+        let (_, line) = anxin_crypto::KeyRing::generate_master_key(id, alg)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("{}", line.expose());
+        return Ok(());
+    }
+    let mut config = load_config(&cli)?;
+    init_logs(&config);
+    if let Command::Admin(AdminCommand::RotateKey { drop_old }) = &cli.command {
+        return rotate_key(&mut config, *drop_old);
+    }
+    let demo_first = matches!(&cli.command, Command::Serve(ServeArgs { demo: true, .. }));
+    if matches!(cli.command, Command::Demo) || demo_first {
+        let summary = crate::demo::build_seeded(&config)?;
+        println!("{summary}");
+        if !demo_first {
+            return Ok(());
+        }
+    }
+    // Opening may use the blocking PostgreSQL client, which must not run inside the runtime.
+    let app = App::open(config, OpenOptions::default())?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(app, args).await,
+            Command::Migrate => {
+                let v = app.store.read(|c, _| anxin_store::migrate::current_version(c)).await?;
+                println!("schema version {v}");
+                Ok(())
+            }
+            Command::Import(ImportCommand::Divisions { dir, city_name, source }) => {
+                match crate::divisions::import(&app, &dir, city_name.as_deref(), &source).await {
+                    Ok(rep) => {
+                        for l in &rep.lines {
+                            println!("{l}");
+                        }
+                        println!(
+                            "added {} renamed {} recoded {} moved {} merged {} split {} retired {} unchanged {}",
+                            rep.added, rep.renamed, rep.recoded, rep.moved, rep.merged, rep.split, rep.retired, rep.unchanged
+                        );
+                        Ok(())
+                    }
+                    Err(crate::divisions::ImportError::Rows(errs)) => {
+                        for e in &errs {
+                            eprintln!("{e}");
+                        }
+                        anyhow::bail!("{} invalid rows; nothing was imported", errs.len())
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Command::Demo => Ok(()),
+            Command::Admin(AdminCommand::Backup { .. } | AdminCommand::Restore { .. }) => {
+                anyhow::bail!("backup and restore: BACKUP_PENDING")
+            }
+            Command::Admin(AdminCommand::RotateKey { .. } | AdminCommand::NewMasterKey { .. })
+            | Command::Config(_) => Ok(()),
+        }
+    })
+}
+
+async fn serve(app: App, args: ServeArgs) -> anyhow::Result<()> {
+    let listen = args
+        .listen
+        .unwrap_or_else(|| app.config.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let services = crate::platform::start(&app);
+    tracing::info!(address = %listen, backend = app.store.dialect().name(), "anxin serving");
+    println!("安心 Anxin: http://{listen}/");
+    axum::serve(
+        listener,
+        crate::http::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    services.stop().await;
+    Ok(())
+}
+
+/// Rotate the master key: re-wrap data keys under the current one (generating it first when
+/// keys live in the key file).
+fn rotate_key(config: &mut Config, drop_old: bool) -> anyhow::Result<()> {
+    let file_mode = config.crypto.master_keys.is_empty();
+    let path = config.crypto.master_key_file.clone();
+    let mut lines = Vec::new();
+    if file_mode {
+        lines = crate::app::read_key_file(&path)?;
+        let next = format!("k{}", lines.len() + 1);
+        let alg = anxin_crypto::Algorithm::Aes256Gcm;
+        let (_, line) = anxin_crypto::KeyRing::generate_master_key(&next, alg)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        lines.push(line.expose().clone());
+        crate::app::write_key_file(&path, &lines)?;
+        config.crypto.current = Some(next);
+    } else if drop_old {
+        anyhow::bail!("--drop-old works on the key file; with configured keys, remove the old key from the configuration");
+    }
+    let app = App::open(config.clone(), OpenOptions::default())?;
+    let current = app.store.env().keys.ring().current().id().to_owned();
+    let n = app.store.rotate_keys_blocking()?;
+    println!("re-wrapped {n} keys under master key {current}");
+    if file_mode && drop_old {
+        let keep: Vec<String> = lines
+            .into_iter()
+            .filter(|l| l.starts_with(&format!("{current}:")))
+            .collect();
+        crate::app::write_key_file(&path, &keep)?;
+        println!("removed old master keys from {}", path.display());
+    }
+    Ok(())
 }

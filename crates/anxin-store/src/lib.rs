@@ -14,9 +14,12 @@ pub mod conn;
 pub mod error;
 pub mod keys;
 pub mod migrate;
+pub mod people;
 mod pg;
 mod pool;
+pub mod scope;
 mod sqlite;
+pub mod tree;
 pub mod tx;
 pub mod value;
 
@@ -47,7 +50,9 @@ pub struct Env {
 
 impl std::fmt::Debug for Env {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Env").field("origin", &self.origin).finish_non_exhaustive()
+        f.debug_struct("Env")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,7 +99,10 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return None;
     }
-    let p = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let p = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     Some(PathBuf::from(p))
 }
 
@@ -277,6 +285,14 @@ impl Store {
                 Ok(v)
             }
         }
+    }
+
+    /// Re-wrap every data key under the current master key; returns how many were re-wrapped.
+    pub fn rotate_keys_blocking(&self) -> Result<u64> {
+        self.write_blocking(WriteCtx::system("rotate-key"), |tx| {
+            let env = tx.env();
+            env.keys.rotate(tx.conn())
+        })
     }
 
     /// Run `f` as one write transaction.

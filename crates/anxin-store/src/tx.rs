@@ -70,8 +70,27 @@ impl<'a> Tx<'a> {
     pub fn ctx(&self) -> &WriteCtx {
         self.ctx
     }
-    pub fn env(&self) -> &Env {
+    /// The environment; its lifetime is the transaction's, not this borrow's, so
+    /// `tx.env().keys.seal(tx.conn(), …)` works.
+    pub fn env(&self) -> &'a Env {
         self.env
+    }
+    /// A new data key for a new personal record.
+    pub fn new_data_key(&mut self) -> Result<Uuid> {
+        let id = self.new_id();
+        let now = self.now;
+        self.env.keys.new_data_key(&mut *self.conn, id, now)
+    }
+    /// Seal `plaintext` for `field` under data key `key_id`.
+    pub fn seal(&mut self, key_id: Uuid, field: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.env
+            .keys
+            .seal(&mut *self.conn, key_id, field, plaintext)
+    }
+    pub fn open_string(&mut self, field: &str, ciphertext: &[u8]) -> Result<String> {
+        self.env
+            .keys
+            .open_string(&mut *self.conn, field, ciphertext)
     }
     pub fn dialect(&self) -> Dialect {
         self.conn.dialect()
@@ -94,7 +113,9 @@ impl<'a> Tx<'a> {
         let lower = sql.to_ascii_lowercase();
         for t in LOGGED_TABLES {
             for verb in ["insert into", "update", "delete from"] {
-                if lower.contains(&format!("{verb} {t} ")) || lower.contains(&format!("{verb} {t}(")) {
+                if lower.contains(&format!("{verb} {t} "))
+                    || lower.contains(&format!("{verb} {t}("))
+                {
                     return Err(StoreError::Backend(format!(
                         "refused: {t} is logged; write it through Tx::insert/update/delete"
                     )));
@@ -138,7 +159,10 @@ impl<'a> Tx<'a> {
         );
         let mut vals: Vec<Value> = cols.iter().map(|(_, v)| v.clone()).collect();
         vals.push(Value::Uuid(id));
-        let row = self.conn.query_one(&sql, &vals)?.ok_or(StoreError::NotFound)?;
+        let row = self
+            .conn
+            .query_one(&sql, &vals)?
+            .ok_or(StoreError::NotFound)?;
         self.log(kind, Op::Update, &row)?;
         Ok(row)
     }

@@ -1,0 +1,1036 @@
+//! People as communities govern them (实有人口), households and memberships, and the people
+//! needing care (脆弱群体).
+//!
+//! ID numbers, phones and vulnerable categories are sealed with the person's own data key (so
+//! erasing a person shreds their whole history), found through keyed blind indexes, and shown as
+//! masks. Plaintext comes back only through [`unmask_person`], which needs `Permission::Unmask`;
+//! the HTTP layer audits every call.
+
+use anxin_domain::roles::Permission;
+use anxin_domain::{
+    mask_document, mask_phone, ContactChannel, DocType, Document, HouseholdRole, Phone,
+    PopulationType, Sex, VulnerableCategory,
+};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::conn::Conn;
+use crate::error::{Result, StoreError};
+use crate::params;
+use crate::scope::{Caller, Reach, ScopeCols};
+use crate::tx::Tx;
+use crate::value::{Row, Value};
+use crate::Env;
+
+/// Blind-index contexts. The phone context is shared with resident accounts, so a sign-in by
+/// phone finds the people behind it.
+pub const BIDX_DOCUMENT: &str = "people.document";
+pub const BIDX_PHONE: &str = "phone";
+pub const BIDX_CATEGORY: &str = "vulnerable.category";
+
+const PEOPLE_COLS: ScopeCols<'static> = ScopeCols {
+    node: "p.community_id",
+    grid: Some("p.grid_id"),
+    household: Some("p.household_id"),
+};
+
+/// Where a caller may read (or write) people: staff reach plus their own household.
+fn people_reach(caller: &Caller, write: bool) -> Reach {
+    let (staff, own) = if write {
+        (Permission::WritePeople, Permission::WriteOwnHousehold)
+    } else {
+        (Permission::ReadPeople, Permission::ReadOwnHousehold)
+    };
+    let mut r = caller.reach(staff);
+    let o = caller.reach(own);
+    r.households.extend(o.households);
+    r
+}
+
+/// A person as entered: raw strings from a form, an API body or an import row.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonInput {
+    pub name: String,
+    #[serde(default)]
+    pub sex: Option<String>,
+    #[serde(default)]
+    pub birth_date: Option<String>,
+    pub population_type: String,
+    pub doc_type: String,
+    #[serde(default)]
+    pub doc_number: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub nationality: Option<String>,
+    pub community_id: Uuid,
+    #[serde(default)]
+    pub grid_id: Option<Uuid>,
+    #[serde(default)]
+    pub household_id: Option<Uuid>,
+    #[serde(default)]
+    pub household_role: Option<String>,
+}
+
+/// A person that has passed every check: nothing invalid gets past [`NewPerson::parse`].
+#[derive(Debug, Clone)]
+pub struct NewPerson {
+    pub name: String,
+    pub sex: Option<Sex>,
+    pub birth_date: Option<NaiveDate>,
+    pub population_type: PopulationType,
+    pub document: Document,
+    pub phone: Option<Phone>,
+    pub nationality: Option<String>,
+    pub community_id: Uuid,
+    pub grid_id: Option<Uuid>,
+    pub household: Option<(Uuid, HouseholdRole)>,
+}
+
+fn field_err(field: &'static str, e: &anxin_domain::DomainError) -> StoreError {
+    StoreError::invalid(e.code(), e.field().unwrap_or(field))
+}
+
+fn non_empty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+pub fn parse_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(StoreError::invalid("value.required", "name"));
+    }
+    if name.chars().count() > 64 {
+        return Err(StoreError::invalid("value.too_long", "name"));
+    }
+    Ok(name.to_owned())
+}
+
+impl NewPerson {
+    pub fn parse(i: &PersonInput) -> Result<Self> {
+        let name = parse_name(&i.name)?;
+        let population_type: PopulationType = i
+            .population_type
+            .trim()
+            .parse()
+            .map_err(|e| field_err("population_type", &e))?;
+        let doc_type: DocType = i
+            .doc_type
+            .trim()
+            .parse()
+            .map_err(|e| field_err("doc_type", &e))?;
+        let document = Document::parse(doc_type, non_empty(&i.doc_number).unwrap_or(""))
+            .map_err(|e| field_err("doc_number", &e))?;
+        let phone = non_empty(&i.phone)
+            .map(Phone::parse)
+            .transpose()
+            .map_err(|e| field_err("phone", &e))?;
+        let sex = match non_empty(&i.sex) {
+            Some(s) => Some(s.parse::<Sex>().map_err(|e| field_err("sex", &e))?),
+            None => document.sex(),
+        };
+        let birth_date = match non_empty(&i.birth_date) {
+            Some(s) => Some(
+                s.parse::<NaiveDate>()
+                    .map_err(|_| StoreError::invalid("value.date", "birth_date"))?,
+            ),
+            None => document.birth_date(),
+        };
+        if let (Some(given), Some(from_doc)) = (birth_date, document.birth_date()) {
+            if given != from_doc {
+                return Err(StoreError::invalid(
+                    "person.birth_date_mismatch",
+                    "birth_date",
+                ));
+            }
+        }
+        let household = match i.household_id {
+            Some(h) => {
+                let role = non_empty(&i.household_role).unwrap_or("other");
+                Some((
+                    h,
+                    role.parse::<HouseholdRole>()
+                        .map_err(|e| field_err("household_role", &e))?,
+                ))
+            }
+            None => None,
+        };
+        Ok(Self {
+            name,
+            sex,
+            birth_date,
+            population_type,
+            document,
+            phone,
+            nationality: non_empty(&i.nationality).map(str::to_owned),
+            community_id: i.community_id,
+            grid_id: i.grid_id,
+            household,
+        })
+    }
+}
+
+/// A person as lists and detail pages show them: masked.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PersonView {
+    pub id: Uuid,
+    pub name: String,
+    pub sex: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub population_type: String,
+    pub doc_type: String,
+    pub doc_mask: Option<String>,
+    pub phone_mask: Option<String>,
+    pub nationality: Option<String>,
+    pub community_id: Uuid,
+    pub grid_id: Option<Uuid>,
+    pub household_id: Option<Uuid>,
+}
+
+const VIEW_COLS: &str =
+    "p.id, p.name, p.sex, p.birth_date, p.population_type, p.doc_type, p.doc_mask, \
+    p.phone_mask, p.nationality, p.community_id, p.grid_id, p.household_id";
+
+impl PersonView {
+    fn from_row(r: &Row) -> Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            name: r.get("name")?,
+            sex: r.get("sex")?,
+            birth_date: r.get("birth_date")?,
+            population_type: r.get("population_type")?,
+            doc_type: r.get("doc_type")?,
+            doc_mask: r.get("doc_mask")?,
+            phone_mask: r.get("phone_mask")?,
+            nationality: r.get("nationality")?,
+            community_id: r.get("community_id")?,
+            grid_id: r.get("grid_id")?,
+            household_id: r.get("household_id")?,
+        })
+    }
+}
+
+/// The plaintext a permitted caller may see on request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unmasked {
+    pub doc_number: Option<String>,
+    pub phone: Option<String>,
+}
+
+fn check_grid(tx: &mut Tx, grid: Option<Uuid>, community: Uuid) -> Result<()> {
+    if let Some(g) = grid {
+        let ok = tx.conn().query_i64(
+            "SELECT count(*) FROM grids WHERE id = $1 AND community_id = $2",
+            &params![g, community],
+        )?;
+        if ok == 0 {
+            return Err(StoreError::invalid("grid.not_in_community", "grid_id"));
+        }
+    }
+    Ok(())
+}
+
+fn check_community(
+    tx: &mut Tx,
+    caller: &Caller,
+    reach: &Reach,
+    community: Uuid,
+    grid: Option<Uuid>,
+) -> Result<()> {
+    let level = tx
+        .query_one("SELECT level FROM nodes WHERE id = $1", &params![community])?
+        .map(|r| r.get::<String>("level"))
+        .transpose()?;
+    match level.as_deref() {
+        Some("community") => {}
+        Some(_) => {
+            return Err(StoreError::invalid(
+                "person.community_required",
+                "community_id",
+            ))
+        }
+        None => return Err(StoreError::NotFound),
+    }
+    let in_grid = grid.is_some_and(|g| reach.grids.contains(&g));
+    if !caller.is_system() && !in_grid && !reach.contains_node(tx.conn(), community)? {
+        return Err(StoreError::NotFound);
+    }
+    check_grid(tx, grid, community)
+}
+
+fn sealed_fields(
+    tx: &mut Tx,
+    key_id: Uuid,
+    doc: &Document,
+    phone: Option<&Phone>,
+) -> Result<Vec<(&'static str, Value)>> {
+    let keys = &tx.env().keys;
+    let (doc_ct, doc_bidx, doc_mask) = if doc.doc_type() == DocType::None {
+        (Value::Null, Value::Null, Value::Null)
+    } else {
+        let ct = keys.seal(
+            tx.conn(),
+            key_id,
+            "people.doc_number",
+            doc.number().as_bytes(),
+        )?;
+        let keys = &tx.env().keys;
+        (
+            Value::Bytes(ct),
+            Value::Bytes(keys.blind(BIDX_DOCUMENT, &doc.normalized())),
+            Value::Text(mask_document(doc)),
+        )
+    };
+    let (phone_ct, phone_bidx, phone_mask) = match phone {
+        Some(p) => {
+            let ct =
+                tx.env()
+                    .keys
+                    .seal(tx.conn(), key_id, "people.phone", p.as_str().as_bytes())?;
+            (
+                Value::Bytes(ct),
+                Value::Bytes(tx.env().keys.blind(BIDX_PHONE, p.as_str())),
+                Value::Text(mask_phone(p)),
+            )
+        }
+        None => (Value::Null, Value::Null, Value::Null),
+    };
+    Ok(vec![
+        ("doc_type", doc.doc_type().as_str().into()),
+        ("doc_ct", doc_ct),
+        ("doc_bidx", doc_bidx),
+        ("doc_mask", doc_mask),
+        ("phone_ct", phone_ct),
+        ("phone_bidx", phone_bidx),
+        ("phone_mask", phone_mask),
+    ])
+}
+
+fn document_taken(tx: &mut Tx, doc: &Document, except: Option<Uuid>) -> Result<bool> {
+    if doc.doc_type() == DocType::None {
+        return Ok(false);
+    }
+    let bidx = tx.env().keys.blind(BIDX_DOCUMENT, &doc.normalized());
+    let n = tx.conn().query_i64(
+        "SELECT count(*) FROM people WHERE doc_bidx = $1 AND id <> $2",
+        &params![bidx, except.unwrap_or(Uuid::nil())],
+    )?;
+    Ok(n > 0)
+}
+
+/// Register a person. A document number already on record anywhere is a conflict: one person
+/// is one record, wherever they live.
+pub fn create_person(tx: &mut Tx, caller: &Caller, p: &NewPerson) -> Result<PersonView> {
+    let reach = people_reach(caller, true);
+    check_community(tx, caller, &reach, p.community_id, p.grid_id)?;
+    if document_taken(tx, &p.document, None)? {
+        return Err(StoreError::Conflict {
+            code: "person.document_taken",
+            detail: "document already registered".into(),
+        });
+    }
+    let id = tx.new_id();
+    let now = tx.now();
+    let key_id = tx.new_data_key()?;
+    let mut cols: Vec<(&str, Value)> = vec![
+        ("id", id.into()),
+        ("key_id", key_id.into()),
+        ("community_id", p.community_id.into()),
+        ("grid_id", p.grid_id.into()),
+        ("household_id", Value::Null),
+        ("name", p.name.as_str().into()),
+        ("sex", p.sex.map(Sex::as_str).into()),
+        ("birth_date", p.birth_date.into()),
+        ("population_type", p.population_type.as_str().into()),
+        ("nationality", p.nationality.clone().into()),
+        ("created_at", now.into()),
+        ("updated_at", now.into()),
+    ];
+    cols.extend(sealed_fields(tx, key_id, &p.document, p.phone.as_ref())?);
+    tx.insert("people", &cols)?;
+    if let Some((h, role)) = p.household {
+        join_household(tx, caller, h, id, role, now.date_naive())?;
+    }
+    let row = tx
+        .query_one(
+            &format!("SELECT {VIEW_COLS} FROM people p WHERE p.id = $1"),
+            &params![id],
+        )?
+        .ok_or(StoreError::NotFound)?;
+    PersonView::from_row(&row)
+}
+
+/// One person, masked; `NotFound` outside the caller's reach.
+pub fn get_person(conn: &mut dyn Conn, caller: &Caller, id: Uuid) -> Result<PersonView> {
+    let reach = people_reach(caller, false);
+    let mut params = params![id];
+    let pred = reach.predicate(conn.dialect(), PEOPLE_COLS, &mut params);
+    let row = conn
+        .query_one(
+            &format!("SELECT {VIEW_COLS} FROM people p WHERE p.id = $1 AND {pred}"),
+            &params,
+        )?
+        .ok_or(StoreError::NotFound)?;
+    PersonView::from_row(&row)
+}
+
+/// The plaintext document number and phone. Needs `Unmask` over the person; the caller of
+/// this function must audit it.
+pub fn unmask_person(
+    conn: &mut dyn Conn,
+    env: &Env,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Unmasked> {
+    get_person(conn, caller, id)?;
+    let reach = caller.reach(Permission::Unmask);
+    let mut params = params![id];
+    let pred = reach.predicate(conn.dialect(), PEOPLE_COLS, &mut params);
+    let row = conn
+        .query_one(
+            &format!("SELECT p.doc_ct, p.phone_ct FROM people p WHERE p.id = $1 AND {pred}"),
+            &params,
+        )?
+        .ok_or(StoreError::Forbidden("person.unmask_not_allowed"))?;
+    let open = |conn: &mut dyn Conn, col: &str, field: &str| -> Result<Option<String>> {
+        match row.get::<Option<Vec<u8>>>(col)? {
+            Some(ct) => env.keys.open_string(conn, field, &ct).map(Some),
+            None => Ok(None),
+        }
+    };
+    Ok(Unmasked {
+        doc_number: open(conn, "doc_ct", "people.doc_number")?,
+        phone: open(conn, "phone_ct", "people.phone")?,
+    })
+}
+
+/// Changes to a person; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonPatch {
+    pub name: Option<String>,
+    pub sex: Option<String>,
+    pub birth_date: Option<String>,
+    pub population_type: Option<String>,
+    pub doc_type: Option<String>,
+    pub doc_number: Option<String>,
+    /// An empty string removes the phone.
+    pub phone: Option<String>,
+    pub nationality: Option<String>,
+    pub grid_id: Option<Uuid>,
+}
+
+pub fn update_person(
+    tx: &mut Tx,
+    caller: &Caller,
+    id: Uuid,
+    patch: &PersonPatch,
+) -> Result<PersonView> {
+    let reach = people_reach(caller, true);
+    let mut params = params![id];
+    let pred = reach.predicate(tx.dialect(), PEOPLE_COLS, &mut params);
+    let row = tx
+        .query_one(
+            &format!("SELECT p.key_id, p.community_id, p.doc_type, p.doc_ct, p.phone_ct FROM people p WHERE p.id = $1 AND {pred}"),
+            &params,
+        )?
+        .ok_or(StoreError::NotFound)?;
+    let key_id: Uuid = row.get("key_id")?;
+    let community: Uuid = row.get("community_id")?;
+    let mut cols: Vec<(&str, Value)> = vec![("updated_at", tx.now().into())];
+    if let Some(n) = &patch.name {
+        cols.push(("name", parse_name(n)?.into()));
+    }
+    if let Some(s) = &patch.sex {
+        let sex: Sex = s.trim().parse().map_err(|e| field_err("sex", &e))?;
+        cols.push(("sex", sex.as_str().into()));
+    }
+    if let Some(b) = &patch.birth_date {
+        let d: NaiveDate = b
+            .trim()
+            .parse()
+            .map_err(|_| StoreError::invalid("value.date", "birth_date"))?;
+        cols.push(("birth_date", d.into()));
+    }
+    if let Some(t) = &patch.population_type {
+        let t: PopulationType = t
+            .trim()
+            .parse()
+            .map_err(|e| field_err("population_type", &e))?;
+        cols.push(("population_type", t.as_str().into()));
+    }
+    if let Some(g) = patch.grid_id {
+        check_grid(tx, Some(g), community)?;
+        cols.push(("grid_id", g.into()));
+    }
+    if let Some(n) = &patch.nationality {
+        cols.push(("nationality", n.trim().to_owned().into()));
+    }
+    if patch.doc_number.is_some() || patch.doc_type.is_some() || patch.phone.is_some() {
+        // Re-seal both sealed fields together so they always share the record's key.
+        let current_doc_type: String = row.get("doc_type")?;
+        let doc_type: DocType = patch
+            .doc_type
+            .as_deref()
+            .unwrap_or(&current_doc_type)
+            .trim()
+            .parse()
+            .map_err(|e| field_err("doc_type", &e))?;
+        let number = match &patch.doc_number {
+            Some(n) => n.clone(),
+            None => match row.get::<Option<Vec<u8>>>("doc_ct")? {
+                Some(ct) => tx
+                    .env()
+                    .keys
+                    .open_string(tx.conn(), "people.doc_number", &ct)?,
+                None => String::new(),
+            },
+        };
+        let doc = Document::parse(doc_type, &number).map_err(|e| field_err("doc_number", &e))?;
+        if document_taken(tx, &doc, Some(id))? {
+            return Err(StoreError::Conflict {
+                code: "person.document_taken",
+                detail: "document already registered".into(),
+            });
+        }
+        let phone = match &patch.phone {
+            Some(p) if p.trim().is_empty() => None,
+            Some(p) => Some(Phone::parse(p).map_err(|e| field_err("phone", &e))?),
+            None => match row.get::<Option<Vec<u8>>>("phone_ct")? {
+                Some(ct) => Some(
+                    Phone::parse(&tx.env().keys.open_string(tx.conn(), "people.phone", &ct)?)
+                        .map_err(|e| field_err("phone", &e))?,
+                ),
+                None => None,
+            },
+        };
+        cols.extend(sealed_fields(tx, key_id, &doc, phone.as_ref())?);
+    }
+    tx.update("people", id, &cols)?;
+    let row = tx
+        .query_one(
+            &format!("SELECT {VIEW_COLS} FROM people p WHERE p.id = $1"),
+            &params![id],
+        )?
+        .ok_or(StoreError::NotFound)?;
+    PersonView::from_row(&row)
+}
+
+/// Erase a person (PIPL deletion): their rows go and their data key is shredded, which makes
+/// every change-log image of them unreadable.
+pub fn erase_person(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<()> {
+    let reach = people_reach(caller, true);
+    let mut params = params![id];
+    let pred = reach.predicate(tx.dialect(), PEOPLE_COLS, &mut params);
+    let row = tx
+        .query_one(
+            &format!("SELECT p.key_id FROM people p WHERE p.id = $1 AND {pred}"),
+            &params,
+        )?
+        .ok_or(StoreError::NotFound)?;
+    let key_id: Uuid = row.get("key_id")?;
+    for table in ["memberships", "vulnerable"] {
+        let ids = tx.query(
+            &format!("SELECT id FROM {table} WHERE person_id = $1"),
+            &params![id],
+        )?;
+        for r in ids {
+            tx.delete(table, r.get("id")?)?;
+        }
+    }
+    tx.execute_unlogged("DELETE FROM user_people WHERE person_id = $1", &params![id])?;
+    tx.delete("people", id)?;
+    tx.env().keys.shred(tx.conn(), key_id)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PeopleFilter {
+    /// Any node: people in its subtree.
+    pub node: Option<Uuid>,
+    pub grid: Option<Uuid>,
+    pub household: Option<Uuid>,
+    /// A substring of the name (Chinese works: 张 finds 张三 and 李张).
+    pub q: Option<String>,
+    pub population_type: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+pub const MAX_PAGE: i64 = 200;
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+pub fn list_people(
+    conn: &mut dyn Conn,
+    caller: &Caller,
+    f: &PeopleFilter,
+) -> Result<Page<PersonView>> {
+    let reach = people_reach(caller, false);
+    let limit = f.limit.unwrap_or(20).clamp(1, MAX_PAGE);
+    let offset = f.offset.unwrap_or(0).max(0);
+    let mut params: Vec<Value> = Vec::new();
+    let mut conds = vec![reach.predicate(conn.dialect(), PEOPLE_COLS, &mut params)];
+    if let Some(n) = f.node {
+        params.push(Value::Json(serde_json::json!([n.to_string()])));
+        let sub = Reach {
+            nodes: vec![n],
+            ..Reach::default()
+        };
+        params.pop();
+        conds.push(sub.predicate(
+            conn.dialect(),
+            ScopeCols {
+                node: "p.community_id",
+                grid: None,
+                household: None,
+            },
+            &mut params,
+        ));
+    }
+    if let Some(g) = f.grid {
+        params.push(g.into());
+        conds.push(format!("p.grid_id = ${}", params.len()));
+    }
+    if let Some(h) = f.household {
+        params.push(h.into());
+        conds.push(format!("p.household_id = ${}", params.len()));
+    }
+    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        params.push(format!("%{}%", escape_like(q)).into());
+        conds.push(format!("p.name LIKE ${} ESCAPE '\\'", params.len()));
+    }
+    if let Some(t) = f.population_type.as_deref().filter(|t| !t.is_empty()) {
+        let t: PopulationType = t.parse().map_err(|e| field_err("population_type", &e))?;
+        params.push(t.as_str().into());
+        conds.push(format!("p.population_type = ${}", params.len()));
+    }
+    let cond = conds.join(" AND ");
+    let total = conn.query_i64(
+        &format!("SELECT count(*) FROM people p WHERE {cond}"),
+        &params,
+    )?;
+    let n = params.len();
+    params.push(limit.into());
+    params.push(offset.into());
+    let rows = conn.query(
+        &format!(
+            "SELECT {VIEW_COLS} FROM people p WHERE {cond} ORDER BY p.name, p.id LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        ),
+        &params,
+    )?;
+    Ok(Page {
+        items: rows
+            .iter()
+            .map(PersonView::from_row)
+            .collect::<Result<_>>()?,
+        total,
+        limit,
+        offset,
+    })
+}
+
+/// People with this document, by blind index, within reach.
+pub fn find_by_document(
+    conn: &mut dyn Conn,
+    env: &Env,
+    caller: &Caller,
+    doc: &Document,
+) -> Result<Vec<PersonView>> {
+    find_by(
+        conn,
+        caller,
+        "p.doc_bidx",
+        env.keys.blind(BIDX_DOCUMENT, &doc.normalized()),
+    )
+}
+
+/// People with this phone (several may share one), within reach.
+pub fn find_by_phone(
+    conn: &mut dyn Conn,
+    env: &Env,
+    caller: &Caller,
+    phone: &Phone,
+) -> Result<Vec<PersonView>> {
+    find_by(
+        conn,
+        caller,
+        "p.phone_bidx",
+        env.keys.blind(BIDX_PHONE, phone.as_str()),
+    )
+}
+
+fn find_by(
+    conn: &mut dyn Conn,
+    caller: &Caller,
+    col: &str,
+    bidx: Vec<u8>,
+) -> Result<Vec<PersonView>> {
+    let reach = people_reach(caller, false);
+    let mut params = params![bidx];
+    let pred = reach.predicate(conn.dialect(), PEOPLE_COLS, &mut params);
+    let rows = conn.query(
+        &format!("SELECT {VIEW_COLS} FROM people p WHERE {col} = $1 AND {pred} ORDER BY p.name"),
+        &params,
+    )?;
+    rows.iter().map(PersonView::from_row).collect()
+}
+
+// ---- households ----
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Household {
+    pub id: Uuid,
+    pub community_id: Uuid,
+    pub grid_id: Option<Uuid>,
+    pub dwelling_id: Option<Uuid>,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub membership_id: Uuid,
+    pub role: String,
+    pub valid_from: NaiveDate,
+    pub person: PersonView,
+}
+
+const HH_COLS: ScopeCols<'static> = ScopeCols {
+    node: "h.community_id",
+    grid: Some("h.grid_id"),
+    household: Some("h.id"),
+};
+
+pub fn create_household(
+    tx: &mut Tx,
+    caller: &Caller,
+    community_id: Uuid,
+    grid_id: Option<Uuid>,
+    dwelling_id: Option<Uuid>,
+    label: &str,
+) -> Result<Household> {
+    let reach = people_reach(caller, true);
+    check_community(tx, caller, &reach, community_id, grid_id)?;
+    let label = label.trim();
+    if label.is_empty() {
+        return Err(StoreError::invalid("value.required", "label"));
+    }
+    let id = tx.new_id();
+    let now = tx.now();
+    tx.insert(
+        "households",
+        &[
+            ("id", id.into()),
+            ("community_id", community_id.into()),
+            ("grid_id", grid_id.into()),
+            ("dwelling_id", dwelling_id.into()),
+            ("label", label.into()),
+            ("created_at", now.into()),
+            ("updated_at", now.into()),
+        ],
+    )?;
+    Ok(Household {
+        id,
+        community_id,
+        grid_id,
+        dwelling_id,
+        label: label.to_owned(),
+    })
+}
+
+pub fn get_household(
+    conn: &mut dyn Conn,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<(Household, Vec<Member>)> {
+    let reach = people_reach(caller, false);
+    let mut params = params![id];
+    let pred = reach.predicate(conn.dialect(), HH_COLS, &mut params);
+    let r = conn
+        .query_one(
+            &format!("SELECT h.id, h.community_id, h.grid_id, h.dwelling_id, h.label FROM households h WHERE h.id = $1 AND {pred}"),
+            &params,
+        )?
+        .ok_or(StoreError::NotFound)?;
+    let hh = Household {
+        id: r.get("id")?,
+        community_id: r.get("community_id")?,
+        grid_id: r.get("grid_id")?,
+        dwelling_id: r.get("dwelling_id")?,
+        label: r.get("label")?,
+    };
+    let rows = conn.query(
+        &format!(
+            "SELECT m.id AS membership_id, m.role, m.valid_from, {VIEW_COLS} FROM memberships m \
+             JOIN people p ON p.id = m.person_id WHERE m.household_id = $1 AND m.valid_to IS NULL ORDER BY m.valid_from, p.name"
+        ),
+        &params![id],
+    )?;
+    let members = rows
+        .iter()
+        .map(|r| {
+            Ok(Member {
+                membership_id: r.get("membership_id")?,
+                role: r.get("role")?,
+                valid_from: r.get("valid_from")?,
+                person: PersonView::from_row(r)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok((hh, members))
+}
+
+/// Make a person a member of a household from `from`; the person's current household, community
+/// and grid follow the household.
+pub fn join_household(
+    tx: &mut Tx,
+    caller: &Caller,
+    household: Uuid,
+    person: Uuid,
+    role: HouseholdRole,
+    from: NaiveDate,
+) -> Result<Uuid> {
+    let reach = people_reach(caller, true);
+    let mut params = params![household];
+    let pred = reach.predicate(tx.dialect(), HH_COLS, &mut params);
+    let h = tx
+        .query_one(
+            &format!(
+                "SELECT h.community_id, h.grid_id FROM households h WHERE h.id = $1 AND {pred}"
+            ),
+            &params,
+        )?
+        .ok_or(StoreError::NotFound)?;
+    let key_id: Uuid = tx
+        .query_one("SELECT key_id FROM people WHERE id = $1", &params![person])?
+        .ok_or(StoreError::NotFound)?
+        .get("key_id")?;
+    let id = tx.new_id();
+    let now = tx.now();
+    tx.insert(
+        "memberships",
+        &[
+            ("id", id.into()),
+            ("key_id", key_id.into()),
+            ("household_id", household.into()),
+            ("person_id", person.into()),
+            ("role", role.as_str().into()),
+            ("valid_from", from.into()),
+            ("valid_to", Value::Null),
+            ("created_at", now.into()),
+            ("updated_at", now.into()),
+        ],
+    )?;
+    let community: Uuid = h.get("community_id")?;
+    let grid: Option<Uuid> = h.get("grid_id")?;
+    tx.update(
+        "people",
+        person,
+        &[
+            ("household_id", household.into()),
+            ("community_id", community.into()),
+            ("grid_id", grid.into()),
+            ("updated_at", now.into()),
+        ],
+    )?;
+    Ok(id)
+}
+
+/// End a membership (moved out); the history stays.
+pub fn leave_household(
+    tx: &mut Tx,
+    caller: &Caller,
+    membership: Uuid,
+    until: NaiveDate,
+) -> Result<()> {
+    let reach = people_reach(caller, true);
+    let mut params = params![membership];
+    let pred = reach.predicate(tx.dialect(), HH_COLS, &mut params);
+    let m = tx
+        .query_one(
+            &format!("SELECT m.person_id, m.household_id FROM memberships m JOIN households h ON h.id = m.household_id WHERE m.id = $1 AND m.valid_to IS NULL AND {pred}"),
+            &params,
+        )?
+        .ok_or(StoreError::NotFound)?;
+    let now = tx.now();
+    tx.update(
+        "memberships",
+        membership,
+        &[("valid_to", until.into()), ("updated_at", now.into())],
+    )?;
+    let person: Uuid = m.get("person_id")?;
+    let hh: Uuid = m.get("household_id")?;
+    let current: Option<Uuid> = tx
+        .query_one(
+            "SELECT household_id FROM people WHERE id = $1",
+            &params![person],
+        )?
+        .and_then(|r| r.get("household_id").ok().flatten());
+    if current == Some(hh) {
+        tx.update(
+            "people",
+            person,
+            &[("household_id", Value::Null), ("updated_at", now.into())],
+        )?;
+    }
+    Ok(())
+}
+
+// ---- vulnerable people ----
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VulnerableInput {
+    pub person_id: Uuid,
+    pub category: String,
+    #[serde(default)]
+    pub helper_user_id: Option<Uuid>,
+    pub contact_channel: String,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VulnerableView {
+    pub id: Uuid,
+    pub person_id: Uuid,
+    pub name: String,
+    pub category: String,
+    pub helper_user_id: Option<Uuid>,
+    pub contact_channel: String,
+    pub notes: Option<String>,
+}
+
+const VULN_COLS: ScopeCols<'static> = ScopeCols {
+    node: "v.community_id",
+    grid: Some("v.grid_id"),
+    household: None,
+};
+
+pub fn add_vulnerable(tx: &mut Tx, caller: &Caller, i: &VulnerableInput) -> Result<Uuid> {
+    let category: VulnerableCategory = i
+        .category
+        .trim()
+        .parse()
+        .map_err(|e| field_err("category", &e))?;
+    let channel: ContactChannel = i
+        .contact_channel
+        .trim()
+        .parse()
+        .map_err(|e| field_err("contact_channel", &e))?;
+    let reach = caller.reach(Permission::WriteVulnerable);
+    let mut params = params![i.person_id];
+    let pred = reach.predicate(tx.dialect(), PEOPLE_COLS, &mut params);
+    let p = tx
+        .query_one(&format!("SELECT p.key_id, p.community_id, p.grid_id FROM people p WHERE p.id = $1 AND {pred}"), &params)?
+        .ok_or(StoreError::NotFound)?;
+    let key_id: Uuid = p.get("key_id")?;
+    if let Some(h) = i.helper_user_id {
+        if tx.conn().query_i64(
+            "SELECT count(*) FROM users WHERE id = $1 AND NOT disabled",
+            &params![h],
+        )? == 0
+        {
+            return Err(StoreError::invalid(
+                "vulnerable.helper_unknown",
+                "helper_user_id",
+            ));
+        }
+    }
+    let id = tx.new_id();
+    let now = tx.now();
+    let cat_ct = tx.env().keys.seal(
+        tx.conn(),
+        key_id,
+        "vulnerable.category",
+        category.as_str().as_bytes(),
+    )?;
+    let notes_ct = match i.notes.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => Value::Bytes(tx.env().keys.seal(
+            tx.conn(),
+            key_id,
+            "vulnerable.notes",
+            n.as_bytes(),
+        )?),
+        None => Value::Null,
+    };
+    let bidx = tx.env().keys.blind(BIDX_CATEGORY, category.as_str());
+    tx.insert(
+        "vulnerable",
+        &[
+            ("id", id.into()),
+            ("key_id", key_id.into()),
+            ("person_id", i.person_id.into()),
+            ("community_id", p.get::<Uuid>("community_id")?.into()),
+            ("grid_id", p.get::<Option<Uuid>>("grid_id")?.into()),
+            ("category_ct", cat_ct.into()),
+            ("category_bidx", bidx.into()),
+            ("helper_user_id", i.helper_user_id.into()),
+            ("contact_channel", channel.as_str().into()),
+            ("notes_ct", notes_ct),
+            ("created_at", now.into()),
+            ("updated_at", now.into()),
+        ],
+    )?;
+    Ok(id)
+}
+
+/// Vulnerable people within reach, with their (decrypted) categories; optionally one category.
+/// Helpers see the people assigned to them. The caller must audit this read.
+pub fn list_vulnerable(
+    conn: &mut dyn Conn,
+    env: &Env,
+    caller: &Caller,
+    category: Option<VulnerableCategory>,
+) -> Result<Vec<VulnerableView>> {
+    let reach = caller.reach(Permission::ReadVulnerable);
+    let mut params: Vec<Value> = Vec::new();
+    let mut pred = reach.predicate(conn.dialect(), VULN_COLS, &mut params);
+    if let Some(uid) = caller.user_id {
+        params.push(uid.into());
+        pred = format!("({pred} OR v.helper_user_id = ${})", params.len());
+    }
+    if let Some(c) = category {
+        params.push(env.keys.blind(BIDX_CATEGORY, c.as_str()).into());
+        pred = format!("{pred} AND v.category_bidx = ${}", params.len());
+    }
+    let rows = conn.query(
+        &format!(
+            "SELECT v.id, v.person_id, p.name, v.category_ct, v.helper_user_id, v.contact_channel, v.notes_ct \
+             FROM vulnerable v JOIN people p ON p.id = v.person_id WHERE {pred} ORDER BY p.name, v.id"
+        ),
+        &params,
+    )?;
+    rows.iter()
+        .map(|r| {
+            let cat: Vec<u8> = r.get("category_ct")?;
+            let notes: Option<Vec<u8>> = r.get("notes_ct")?;
+            Ok(VulnerableView {
+                id: r.get("id")?,
+                person_id: r.get("person_id")?,
+                name: r.get("name")?,
+                category: env.keys.open_string(conn, "vulnerable.category", &cat)?,
+                helper_user_id: r.get("helper_user_id")?,
+                contact_channel: r.get("contact_channel")?,
+                notes: notes
+                    .map(|n| env.keys.open_string(conn, "vulnerable.notes", &n))
+                    .transpose()?,
+            })
+        })
+        .collect()
+}
