@@ -5,3 +5,6 @@
 mod support;
 
 mod store_engine;
+mod tree;
+mod people;
+mod world;

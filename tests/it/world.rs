@@ -1,0 +1,149 @@
+//! A small tree for story tests: 成都市 → 锦江区 → 锦官驿街道 → two sibling communities, each
+//! with two grids and a household per grid; and callers for each role of the isolation matrix.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use anxin_domain::{Role, ScopeKind};
+use anxin_store::people::{self, NewPerson, PersonInput};
+use anxin_store::scope::{ActiveGrant, Caller};
+use anxin_store::{Store, WriteCtx};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct World {
+    pub city: Uuid,
+    pub district: Uuid,
+    pub street: Uuid,
+    /// Community A and its sibling B.
+    pub comm_a: Uuid,
+    pub comm_b: Uuid,
+    /// Grids: A1, A2 in A; B1 in B.
+    pub grid_a1: Uuid,
+    pub grid_a2: Uuid,
+    pub grid_b1: Uuid,
+    /// Households: hA1 in grid A1, hA1n its neighbour in the same grid, hB1 in B.
+    pub hh_a1: Uuid,
+    pub hh_a1n: Uuid,
+    pub hh_b1: Uuid,
+    /// A person in hA1 (the record outsiders must not see), one in hA1n, one in hB1.
+    pub person_a1: Uuid,
+    pub person_a1n: Uuid,
+    pub person_b1: Uuid,
+}
+
+pub const PERSON_A1_ID_NUMBER: &str = "11010519491231002X";
+pub const PERSON_A1_PHONE: &str = "13812345678";
+
+fn node(tx: &mut anxin_store::Tx, parent: Option<Uuid>, level: &str, name: &str) -> anxin_store::Result<Uuid> {
+    let id = tx.new_id();
+    let now = tx.now();
+    tx.insert(
+        "nodes",
+        &[
+            ("id", id.into()),
+            ("parent_id", parent.into()),
+            ("level", level.into()),
+            ("name", name.into()),
+            ("created_at", now.into()),
+            ("updated_at", now.into()),
+        ],
+    )?;
+    Ok(id)
+}
+
+pub fn person_input(name: &str, doc: Option<&str>, phone: Option<&str>, community: Uuid, grid: Uuid, hh: Uuid) -> PersonInput {
+    PersonInput {
+        name: name.into(),
+        population_type: "registered".into(),
+        doc_type: if doc.is_some() { "mainland_id" } else { "none" }.into(),
+        doc_number: doc.map(Into::into),
+        phone: phone.map(Into::into),
+        community_id: community,
+        grid_id: Some(grid),
+        household_id: Some(hh),
+        household_role: Some("head".into()),
+        ..PersonInput::default()
+    }
+}
+
+pub async fn build(store: &Store) -> World {
+    store
+        .write(WriteCtx::system("world"), |tx| {
+            let sys = Caller::system();
+            let city = node(tx, None, "city", "成都市")?;
+            let district = node(tx, Some(city), "district", "锦江区")?;
+            let street = node(tx, Some(district), "street", "锦官驿街道")?;
+            let comm_a = node(tx, Some(street), "community", "水井坊社区")?;
+            let comm_b = node(tx, Some(street), "community", "崇德里社区")?;
+            let grid_a1 = anxin_store::tree::create_grid(tx, &sys, comm_a, "一网格")?.id;
+            let grid_a2 = anxin_store::tree::create_grid(tx, &sys, comm_a, "二网格")?.id;
+            let grid_b1 = anxin_store::tree::create_grid(tx, &sys, comm_b, "一网格")?.id;
+            let hh = |tx: &mut anxin_store::Tx, c, g, l: &str| people::create_household(tx, &sys, c, Some(g), None, l).map(|h| h.id);
+            let hh_a1 = hh(tx, comm_a, grid_a1, "1-1-101")?;
+            let hh_a1n = hh(tx, comm_a, grid_a1, "1-1-102")?;
+            let hh_b1 = hh(tx, comm_b, grid_b1, "2-1-101")?;
+            let mk = |tx: &mut anxin_store::Tx, i: PersonInput| people::create_person(tx, &sys, &NewPerson::parse(&i)?).map(|p| p.id);
+            let person_a1 = mk(tx, person_input("张三丰", Some(PERSON_A1_ID_NUMBER), Some(PERSON_A1_PHONE), comm_a, grid_a1, hh_a1))?;
+            let person_a1n = mk(tx, person_input("李四", Some("510104199001011230"), Some("13900000001"), comm_a, grid_a1, hh_a1n))?;
+            let person_b1 = mk(tx, person_input("王五", None, Some("13900000002"), comm_b, grid_b1, hh_b1))?;
+            Ok(World {
+                city,
+                district,
+                street,
+                comm_a,
+                comm_b,
+                grid_a1,
+                grid_a2,
+                grid_b1,
+                hh_a1,
+                hh_a1n,
+                hh_b1,
+                person_a1,
+                person_a1n,
+                person_b1,
+            })
+        })
+        .await
+        .unwrap()
+}
+
+pub fn caller(role: Role, kind: ScopeKind, scope: Uuid) -> Caller {
+    Caller::user(
+        Uuid::now_v7(),
+        vec![ActiveGrant {
+            grant_id: None,
+            role,
+            scope_kind: kind,
+            scope_id: scope,
+        }],
+    )
+}
+
+impl World {
+    pub fn worker_a(&self) -> Caller {
+        caller(Role::CommunityWorker, ScopeKind::Node, self.comm_a)
+    }
+    pub fn worker_b(&self) -> Caller {
+        caller(Role::CommunityWorker, ScopeKind::Node, self.comm_b)
+    }
+    pub fn grid_worker_a1(&self) -> Caller {
+        caller(Role::GridWorker, ScopeKind::Grid, self.grid_a1)
+    }
+    pub fn grid_worker_a2(&self) -> Caller {
+        caller(Role::GridWorker, ScopeKind::Grid, self.grid_a2)
+    }
+    pub fn resident_a1(&self) -> Caller {
+        caller(Role::Resident, ScopeKind::Household, self.hh_a1)
+    }
+    pub fn resident_a1n(&self) -> Caller {
+        caller(Role::Resident, ScopeKind::Household, self.hh_a1n)
+    }
+    pub fn district_officer(&self) -> Caller {
+        caller(Role::DistrictOfficer, ScopeKind::Node, self.district)
+    }
+    pub fn provider(&self) -> Caller {
+        caller(Role::Provider, ScopeKind::Node, self.comm_a)
+    }
+    pub fn inspector(&self) -> Caller {
+        caller(Role::Inspector, ScopeKind::Node, self.comm_a)
+    }
+}
