@@ -8,3 +8,4 @@ mod store_engine;
 mod tree;
 mod people;
 mod world;
+mod integrity;

@@ -32,7 +32,10 @@ pub struct TestApp {
 }
 
 pub fn start_time() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc.with_ymd_and_hms(2026, 11, 2, 1, 0, 0).single().unwrap()
+    chrono::Utc
+        .with_ymd_and_hms(2026, 11, 2, 1, 0, 0)
+        .single()
+        .unwrap()
 }
 
 pub fn pg_admin_url() -> String {
@@ -72,8 +75,12 @@ fn create_pg_db() -> String {
             .is_some();
         if !exists {
             let building = format!("{tpl}_building");
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building}")).unwrap();
-            admin.batch_execute(&format!("CREATE DATABASE {building}")).unwrap();
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {building}"))
+                .unwrap();
+            admin
+                .batch_execute(&format!("CREATE DATABASE {building}"))
+                .unwrap();
             let cfg = config_for(&pg_url_for(&building), std::path::Path::new("/nonexistent"));
             let app = App::open(cfg, OpenOptions::default()).unwrap();
             drop(app);
@@ -83,12 +90,27 @@ fn create_pg_db() -> String {
         }
         let db = format!("anxin_t_{}", uuid::Uuid::now_v7().simple());
         let r = admin.batch_execute(&format!("CREATE DATABASE {db} TEMPLATE {tpl}"));
-        admin.execute("SELECT pg_advisory_unlock(4242)", &[]).unwrap();
+        admin
+            .execute("SELECT pg_advisory_unlock(4242)", &[])
+            .unwrap();
         r.unwrap();
         db
     })
     .join()
     .unwrap()
+}
+
+/// An empty PostgreSQL database (not from the template), for migration tests.
+pub fn empty_pg_db() -> (String, PgDbGuard) {
+    let db = format!("anxin_e_{}", uuid::Uuid::now_v7().simple());
+    let name = db.clone();
+    std::thread::spawn(move || {
+        let mut admin = postgres::Client::connect(&pg_admin_url(), postgres::NoTls).unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    })
+    .join()
+    .unwrap();
+    (pg_url_for(&db), PgDbGuard(db))
 }
 
 fn drop_pg_db(db: String) {
@@ -116,11 +138,17 @@ impl TestApp {
     }
 
     /// An app whose configuration `tweak` may adjust before it opens.
-    pub async fn with_config(backend: Backend, tweak: impl FnOnce(&mut Config) + Send + 'static) -> TestApp {
+    pub async fn with_config(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config) + Send + 'static,
+    ) -> TestApp {
         tokio::task::spawn_blocking(move || {
             let dir = tempfile::tempdir().unwrap();
             let (url, pg_db) = match backend {
-                Backend::Sqlite => (format!("sqlite://{}", dir.path().join("anxin.db").display()), None),
+                Backend::Sqlite => (
+                    format!("sqlite://{}", dir.path().join("anxin.db").display()),
+                    None,
+                ),
                 Backend::Postgres => {
                     let db = create_pg_db();
                     (pg_url_for(&db), Some(PgDbGuard(db)))
