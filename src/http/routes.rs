@@ -48,9 +48,19 @@ impl Table {
     }
 
     /// Register `handler` for `methods` (e.g. `&["GET"]`) at `path`.
-    pub fn route(mut self, path: &'static str, methods: &[&'static str], serves: Serves, handler: MethodRouter<App>) -> Self {
+    pub fn route(
+        mut self,
+        path: &'static str,
+        methods: &[&'static str],
+        serves: Serves,
+        handler: MethodRouter<App>,
+    ) -> Self {
         for m in methods {
-            self.entries.push(Entry { method: m, path, serves });
+            self.entries.push(Entry {
+                method: m,
+                path,
+                serves,
+            });
         }
         self.router = self.router.route(path, handler);
         self

@@ -4,8 +4,9 @@
 #[macro_use]
 mod support;
 
+mod integrity;
+mod isolation;
+mod people;
 mod store_engine;
 mod tree;
-mod people;
 mod world;
-mod integrity;
