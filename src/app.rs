@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
 use anxin_crypto::{KeyRing, MasterKey};
 use anxin_domain::{Clock, IdGen, SystemClock, SystemIdGen};
 use anxin_store::{Store, StoreOptions};
+use anyhow::{bail, Context};
 
 use crate::config::Config;
 
@@ -17,11 +17,17 @@ pub struct App {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<crate::platform::metrics::Metrics>,
+    /// SMS and e-mail channels and the dispatcher's wake-up call.
+    pub notifier: Arc<crate::platform::notify::Notifier>,
+    /// Job handlers, schedules and the workers' wake-up call.
+    pub jobs: Arc<crate::platform::jobs::Jobs>,
 }
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -59,12 +65,20 @@ impl App {
             max_connections: config.database.max_connections,
             migrate_upto: opts.migrate_upto,
         })
-        .with_context(|| format!("opening the {} database", backend_name(&config.database.url)))?;
+        .with_context(|| {
+            format!(
+                "opening the {} database",
+                backend_name(&config.database.url)
+            )
+        })?;
+        let notifier = crate::platform::notify::Notifier::from_config(&config)?;
         Ok(App {
             store,
             config: Arc::new(config),
             clock: opts.clock,
             metrics: Arc::new(crate::platform::metrics::Metrics::new()),
+            notifier: Arc::new(notifier),
+            jobs: Arc::new(crate::platform::jobs::Jobs::standard()),
         })
     }
 }
@@ -91,15 +105,19 @@ pub fn keyring(config: &Config) -> anyhow::Result<KeyRing> {
     };
     let mut keys = Vec::new();
     for (i, l) in lines.iter().enumerate() {
-        let k: MasterKey = l
-            .parse()
-            .map_err(|e| anyhow::anyhow!("master key {} is not id:algorithm:base64 ({e})", i + 1))?;
+        let k: MasterKey = l.parse().map_err(|e| {
+            anyhow::anyhow!("master key {} is not id:algorithm:base64 ({e})", i + 1)
+        })?;
         keys.push(k);
     }
     let Some(last) = keys.last() else {
         bail!("no master key configured");
     };
-    let current = config.crypto.current.clone().unwrap_or_else(|| last.id().to_owned());
+    let current = config
+        .crypto
+        .current
+        .clone()
+        .unwrap_or_else(|| last.id().to_owned());
     KeyRing::new(&current, keys).map_err(|e| anyhow::anyhow!("master keys: {e}"))
 }
 

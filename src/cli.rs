@@ -204,8 +204,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Command::Demo => Ok(()),
-            Command::Admin(AdminCommand::Backup { .. } | AdminCommand::Restore { .. }) => {
-                anyhow::bail!("backup and restore: BACKUP_PENDING")
+            Command::Admin(AdminCommand::Backup { out }) => {
+                let r = crate::platform::backup::backup(&app, &out).await?;
+                println!("{r:?}");
+                Ok(())
+            }
+            Command::Admin(AdminCommand::Restore { from }) => {
+                let r = crate::platform::backup::restore(&app, &from).await?;
+                println!("{r:?}");
+                println!("restart the server before use: it loads keys at start-up");
+                Ok(())
             }
             Command::Admin(AdminCommand::RotateKey { .. } | AdminCommand::NewMasterKey { .. })
             | Command::Config(_) => Ok(()),

@@ -215,12 +215,14 @@ impl Default for LogConfig {
 
 impl Config {
     /// Defaults, then the file (if given), then `ANXIN_*` environment variables.
-    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut f = Figment::from(Serialized::defaults(Config::default()));
         if let Some(p) = file {
             f = f.merge(Toml::file_exact(p));
         }
-        f.merge(Env::prefixed("ANXIN_").split("__")).extract()
+        f.merge(Env::prefixed("ANXIN_").split("__"))
+            .extract()
+            .map_err(Box::new)
     }
 
     /// Check what types cannot: values in range.
@@ -236,10 +238,12 @@ impl Config {
     }
 
     pub fn algorithm(&self) -> Result<anxin_crypto::Algorithm, String> {
-        self.crypto
-            .algorithm
-            .parse()
-            .map_err(|_| format!("crypto.algorithm: unknown algorithm {}", self.crypto.algorithm))
+        self.crypto.algorithm.parse().map_err(|_| {
+            format!(
+                "crypto.algorithm: unknown algorithm {}",
+                self.crypto.algorithm
+            )
+        })
     }
 }
 
@@ -287,26 +291,68 @@ const SECTION_DOCS: &[(&str, &str)] = &[
 
 const KEY_DOCS: &[(&str, &str)] = &[
     ("listen", "Address to listen on."),
-    ("secure_cookies", "Mark cookies Secure (set when served over HTTPS)."),
-    ("rate_per_minute_per_address", "Requests per minute allowed from one client address."),
-    ("url", "sqlite://./data/anxin.db or postgres://user@host/db."),
+    (
+        "secure_cookies",
+        "Mark cookies Secure (set when served over HTTPS).",
+    ),
+    (
+        "rate_per_minute_per_address",
+        "Requests per minute allowed from one client address.",
+    ),
+    (
+        "url",
+        "sqlite://./data/anxin.db or postgres://user@host/db.",
+    ),
     ("max_connections", "PostgreSQL connections in the pool."),
     ("origin", "This node's name in the change log."),
-    ("current", "Id of the master key that wraps new data keys (default: the last one)."),
-    ("master_key_file", "Master keys file used when none are configured; created on first start."),
-    ("algorithm", "Algorithm for new data keys: aes-256-gcm or sm4-gcm (GB/T 32907)."),
-    ("lockout_threshold", "Failed sign-ins before an account is locked."),
+    (
+        "current",
+        "Id of the master key that wraps new data keys (default: the last one).",
+    ),
+    (
+        "master_key_file",
+        "Master keys file used when none are configured; created on first start.",
+    ),
+    (
+        "algorithm",
+        "Algorithm for new data keys: aes-256-gcm or sm4-gcm (GB/T 32907).",
+    ),
+    (
+        "lockout_threshold",
+        "Failed sign-ins before an account is locked.",
+    ),
     ("lockout_minutes", "Minutes a locked account stays locked."),
-    ("session_idle_minutes", "Minutes without a request after which a session ends."),
-    ("code_ttl_minutes", "Minutes a resident's one-time sign-in code is valid."),
-    ("code_max_attempts", "Wrong guesses allowed for one sign-in code."),
-    ("rate_per_minute_per_account", "Sign-in attempts per minute for one account or phone."),
-    ("sms_login_template", "SMS template id for the resident sign-in code."),
+    (
+        "session_idle_minutes",
+        "Minutes without a request after which a session ends.",
+    ),
+    (
+        "code_ttl_minutes",
+        "Minutes a resident's one-time sign-in code is valid.",
+    ),
+    (
+        "code_max_attempts",
+        "Wrong guesses allowed for one sign-in code.",
+    ),
+    (
+        "rate_per_minute_per_account",
+        "Sign-in attempts per minute for one account or phone.",
+    ),
+    (
+        "sms_login_template",
+        "SMS template id for the resident sign-in code.",
+    ),
     ("poll_ms", "Milliseconds between idle job polls."),
-    ("lease_seconds", "Seconds a worker holds a job before another may take it over."),
+    (
+        "lease_seconds",
+        "Seconds a worker holds a job before another may take it over.",
+    ),
     ("workers", "Job workers in this process."),
     ("audit_days", "Days the audit log is kept (at least 180)."),
-    ("sessions_days", "Days ended sessions and used sign-in codes are kept."),
+    (
+        "sessions_days",
+        "Days ended sessions and used sign-in codes are kept.",
+    ),
     ("notifications_days", "Days delivery records are kept."),
     ("jobs_days", "Days finished jobs are kept."),
     ("format", "Log format: text or json."),

@@ -166,7 +166,7 @@ pub async fn build(app: &App) -> anyhow::Result<String> {
                         }
                     }
                     if let Some((pid, year)) = eldest {
-                        if size == 1 && year <= 1961 || rng.gen_bool(0.06) && year <= 1961 {
+                        if year <= 1961 && (size == 1 || rng.gen_bool(0.06)) {
                             people::add_vulnerable(
                                 tx,
                                 &sys,

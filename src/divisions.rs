@@ -25,7 +25,11 @@ pub struct RowError {
 
 impl std::fmt::Display for RowError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} row {} column {}: {}", self.file, self.row, self.column, self.reason)
+        write!(
+            f,
+            "{} row {} column {}: {}",
+            self.file, self.row, self.column, self.reason
+        )
     }
 }
 
@@ -51,14 +55,21 @@ fn known_city(code: &str) -> Option<&'static str> {
 }
 
 fn find_city_code(dir: &Path) -> Result<String, ImportError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| ImportError::Other(format!("{}: {e}", dir.display())))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ImportError::Other(format!("{}: {e}", dir.display())))?;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(code) = name.strip_prefix("areas-").and_then(|n| n.strip_suffix(".csv")) {
+        if let Some(code) = name
+            .strip_prefix("areas-")
+            .and_then(|n| n.strip_suffix(".csv"))
+        {
             return Ok(code.to_owned());
         }
     }
-    Err(ImportError::Other(format!("{}: no areas-<city>.csv file", dir.display())))
+    Err(ImportError::Other(format!(
+        "{}: no areas-<city>.csv file",
+        dir.display()
+    )))
 }
 
 struct Reader {
@@ -68,8 +79,16 @@ struct Reader {
 }
 
 impl Reader {
-    fn file(&mut self, path: &Path, level: Level, code_col: &str, parent_col: &str) -> Result<(), ImportError> {
-        let fname = path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+    fn file(
+        &mut self,
+        path: &Path,
+        level: Level,
+        code_col: &str,
+        parent_col: &str,
+    ) -> Result<(), ImportError> {
+        let fname = path
+            .file_name()
+            .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(false)
             .from_path(path)
@@ -78,7 +97,11 @@ impl Reader {
             .headers()
             .map_err(|e| ImportError::Other(format!("{fname}: {e}")))?
             .clone();
-        let col = |name: &str| headers.iter().position(|h| h.trim_start_matches('\u{feff}') == name);
+        let col = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h.trim_start_matches('\u{feff}') == name)
+        };
         let (Some(ci), Some(ni), Some(pi)) = (col(code_col), col("name"), col(parent_col)) else {
             return Err(ImportError::Other(format!(
                 "{fname}: header must have columns {code_col}, name, {parent_col}"
@@ -106,11 +129,19 @@ impl Reader {
             let code = match DivisionCode::parse(raw_code) {
                 Ok(c) if c.level() == level => c,
                 Ok(c) => {
-                    self.errors.push(err(code_col, format!("{raw_code} is a {} code, expected {}", c.level().as_str(), level.as_str())));
+                    self.errors.push(err(
+                        code_col,
+                        format!(
+                            "{raw_code} is a {} code, expected {}",
+                            c.level().as_str(),
+                            level.as_str()
+                        ),
+                    ));
                     continue;
                 }
                 Err(e) => {
-                    self.errors.push(err(code_col, format!("{raw_code}: {}", e.code())));
+                    self.errors
+                        .push(err(code_col, format!("{raw_code}: {}", e.code())));
                     continue;
                 }
             };
@@ -121,16 +152,21 @@ impl Reader {
             let parent = match DivisionCode::parse(raw_parent) {
                 Ok(p) if code.parent().as_ref() == Some(&p) => p,
                 Ok(_) => {
-                    self.errors.push(err(parent_col, format!("{raw_parent} does not contain {raw_code}")));
+                    self.errors.push(err(
+                        parent_col,
+                        format!("{raw_parent} does not contain {raw_code}"),
+                    ));
                     continue;
                 }
                 Err(e) => {
-                    self.errors.push(err(parent_col, format!("{raw_parent}: {}", e.code())));
+                    self.errors
+                        .push(err(parent_col, format!("{raw_parent}: {}", e.code())));
                     continue;
                 }
             };
             if !self.seen.insert(code.as_str().to_owned()) {
-                self.errors.push(err(code_col, format!("{raw_code} appears twice")));
+                self.errors
+                    .push(err(code_col, format!("{raw_code} appears twice")));
                 continue;
             }
             self.rows.push(IncomingNode {
@@ -145,9 +181,13 @@ impl Reader {
 }
 
 /// Read and validate a division directory into the incoming list (city first).
-pub fn read_dir(dir: &Path, city_name: Option<&str>) -> Result<(String, Vec<IncomingNode>), ImportError> {
+pub fn read_dir(
+    dir: &Path,
+    city_name: Option<&str>,
+) -> Result<(String, Vec<IncomingNode>), ImportError> {
     let city = find_city_code(dir)?;
-    let city_code = DivisionCode::parse(&city).map_err(|e| ImportError::Other(format!("city code {city}: {}", e.code())))?;
+    let city_code = DivisionCode::parse(&city)
+        .map_err(|e| ImportError::Other(format!("city code {city}: {}", e.code())))?;
     let name = city_name
         .map(str::to_owned)
         .or_else(|| known_city(&city).map(str::to_owned))
@@ -171,12 +211,19 @@ pub fn read_dir(dir: &Path, city_name: Option<&str>) -> Result<(String, Vec<Inco
     let dangling: Vec<RowError> = r
         .rows
         .iter()
-        .filter(|n| n.parent_code.as_ref().is_some_and(|p| !known.contains(p.as_str())))
+        .filter(|n| {
+            n.parent_code
+                .as_ref()
+                .is_some_and(|p| !known.contains(p.as_str()))
+        })
         .map(|n| RowError {
             file: format!("{}s", n.level.as_str()),
             row: 0,
             column: "parent".into(),
-            reason: format!("{} refers to a parent that is not in the list", n.code.short()),
+            reason: format!(
+                "{} refers to a parent that is not in the list",
+                n.code.short()
+            ),
         })
         .collect();
     r.errors.extend(dangling);
@@ -187,7 +234,12 @@ pub fn read_dir(dir: &Path, city_name: Option<&str>) -> Result<(String, Vec<Inco
 }
 
 /// Import (or re-import) a city's division list. `source` labels the codes' provenance.
-pub async fn import(app: &App, dir: &Path, city_name: Option<&str>, source: &str) -> Result<DivisionReport, ImportError> {
+pub async fn import(
+    app: &App,
+    dir: &Path,
+    city_name: Option<&str>,
+    source: &str,
+) -> Result<DivisionReport, ImportError> {
     let (city, rows) = read_dir(dir, city_name)?;
     let source = source.to_owned();
     app.store

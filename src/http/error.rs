@@ -35,7 +35,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "record.not_found", "not found")
     }
     pub fn unauthenticated() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "auth.required", "sign in required")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "auth.required",
+            "sign in required",
+        )
     }
     pub fn invalid(code: &'static str, field: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
@@ -58,19 +62,33 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::not_found(),
             StoreError::Conflict { code, detail } => {
                 tracing::info!(error.code = code, detail = %detail, "conflict");
-                ApiError::new(StatusCode::CONFLICT, code, "conflicts with an existing record")
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    code,
+                    "conflicts with an existing record",
+                )
             }
             StoreError::Invalid { code, field } => {
                 ApiError::invalid(code, &field, format!("invalid {field}"))
             }
-            StoreError::Forbidden(code) => ApiError::new(StatusCode::FORBIDDEN, code, "not allowed"),
+            StoreError::Forbidden(code) => {
+                ApiError::new(StatusCode::FORBIDDEN, code, "not allowed")
+            }
             StoreError::Unavailable(why) => {
                 tracing::warn!(reason = %why, "store unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "service.unavailable", "try again shortly")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service.unavailable",
+                    "try again shortly",
+                )
             }
             other => {
                 tracing::error!(error = %other, "internal error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
             }
         }
     }

@@ -4,15 +4,16 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
+
+use crate::http::routes::{Serves, Table};
 
 use crate::app::App;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn routes() -> Table {
+    Table::new()
+        .route("/healthz", &["GET"], Serves::Public, get(|| async { "ok" }))
+        .route("/readyz", &["GET"], Serves::Public, get(readyz))
+        .route("/metrics", &["GET"], Serves::Public, get(metrics))
 }
 
 async fn readyz(State(app): State<App>) -> impl IntoResponse {
@@ -27,7 +28,10 @@ async fn readyz(State(app): State<App>) -> impl IntoResponse {
 
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         app.metrics.render(),
     )
 }

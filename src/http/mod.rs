@@ -3,8 +3,15 @@
 //! `Result<_, ApiError>`: the one place where errors become statuses and the JSON error shape
 //! `{"error":{"code","message","details"}}`.
 
+pub mod admin;
+pub mod auth;
 pub mod error;
+pub mod guard;
 pub mod health;
+pub mod people;
+pub mod places;
+pub mod routes;
+pub mod tree;
 
 use axum::Router;
 
@@ -12,9 +19,17 @@ use crate::app::App;
 
 pub use error::ApiError;
 
-/// Every route of the application. The isolation matrix test reads this table.
-pub fn router(app: App) -> Router {
-    Router::new()
+/// Every route of the application, recorded: the isolation matrix and the API document walk it.
+pub fn table() -> routes::Table {
+    routes::Table::new()
         .merge(health::routes())
-        .with_state(app)
+        .merge(tree::routes())
+        .merge(people::routes())
+        .merge(auth::routes())
+        .merge(admin::routes())
+}
+
+pub fn router(app: App) -> Router {
+    let (router, _) = table().into_parts();
+    router.with_state(app)
 }

@@ -50,11 +50,27 @@ impl Metrics {
         let jobs_run = Family::<KindLabels, Counter>::default();
         let notifications_sent = Family::<KindLabels, Counter>::default();
         let notifications_failed = Family::<KindLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests served", http_requests.clone());
-        registry.register("http_request_seconds", "HTTP request latency in seconds", http_seconds.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests served",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_seconds",
+            "HTTP request latency in seconds",
+            http_seconds.clone(),
+        );
         registry.register("jobs_run", "Background jobs run, by kind", jobs_run.clone());
-        registry.register("notifications_sent", "Notifications delivered, by channel", notifications_sent.clone());
-        registry.register("notifications_failed", "Notification attempts that failed, by channel", notifications_failed.clone());
+        registry.register(
+            "notifications_sent",
+            "Notifications delivered, by channel",
+            notifications_sent.clone(),
+        );
+        registry.register(
+            "notifications_failed",
+            "Notification attempts that failed, by channel",
+            notifications_failed.clone(),
+        );
         Self {
             registry,
             http_requests,

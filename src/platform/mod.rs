@@ -1,25 +1,17 @@
 //! Services every capability uses.
 
+pub mod backup;
+pub mod jobs;
+pub mod live;
 pub mod metrics;
+pub mod notify;
+pub mod ratelimit;
+pub mod retention;
 
 use crate::app::App;
 
-/// The background services of a running server.
-pub struct Services {
-    handles: Vec<tokio::task::JoinHandle<()>>,
-}
-
-/// Start the background services (notification delivery, job workers) for `serve`.
-pub fn start(_app: &App) -> Services {
-    Services {
-        handles: Vec::new(),
-    }
-}
-
-impl Services {
-    pub async fn stop(self) {
-        for h in self.handles {
-            h.abort();
-        }
-    }
+/// Start the background services of `serve`: the notification dispatcher, the job workers and
+/// the scheduler of daily jobs (retention). `stop` lets running jobs finish their step.
+pub fn start(app: &App) -> jobs::Background {
+    jobs::start(app)
 }

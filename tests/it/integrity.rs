@@ -20,22 +20,44 @@ async fn workload(t: &TestApp) -> world::World {
     t.store()
         .write(WriteCtx::system("edits"), move |tx| {
             let sys = Caller::system();
-            people::update_person(tx, &sys, a, &PersonPatch { name: Some("张三".into()), phone: Some("".into()), ..Default::default() })?;
-            people::join_household(tx, &sys, hb, b, anxin_domain::HouseholdRole::Tenant, chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default())?;
-            people::add_vulnerable(tx, &sys, &people::VulnerableInput {
-                person_id: a,
-                category: "elderly_alone".into(),
-                helper_user_id: None,
-                contact_channel: "no_smartphone".into(),
-                notes: Some("住三楼，听力差".into()),
-            })?;
+            people::update_person(
+                tx,
+                &sys,
+                a,
+                &PersonPatch {
+                    name: Some("张三".into()),
+                    phone: Some("".into()),
+                    ..Default::default()
+                },
+            )?;
+            people::join_household(
+                tx,
+                &sys,
+                hb,
+                b,
+                anxin_domain::HouseholdRole::Tenant,
+                chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default(),
+            )?;
+            people::add_vulnerable(
+                tx,
+                &sys,
+                &people::VulnerableInput {
+                    person_id: a,
+                    category: "elderly_alone".into(),
+                    helper_user_id: None,
+                    contact_channel: "no_smartphone".into(),
+                    notes: Some("住三楼，听力差".into()),
+                },
+            )?;
             Ok(())
         })
         .await
         .unwrap();
     let gone = w.person_b1;
     t.store()
-        .write(WriteCtx::system("erase"), move |tx| people::erase_person(tx, &Caller::system(), gone))
+        .write(WriteCtx::system("erase"), move |tx| {
+            people::erase_person(tx, &Caller::system(), gone)
+        })
         .await
         .unwrap();
     w
@@ -44,9 +66,17 @@ async fn workload(t: &TestApp) -> world::World {
 both_stores!(change_log_mirrors_every_record, |t: TestApp| async move {
     workload(&t).await;
     t.clock.advance(chrono::Duration::minutes(5));
-    anxin::divisions::import(&t.app, std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/divisions/chengdu")), None, "nbs-2023")
-        .await
-        .unwrap();
+    anxin::divisions::import(
+        &t.app,
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/divisions/chengdu"
+        )),
+        None,
+        "nbs-2023",
+    )
+    .await
+    .unwrap();
     let checked = t
         .store()
         .read(|c, env| {
@@ -93,7 +123,10 @@ const CANARY_PHONE: &str = "13987654321";
 fn assert_no_canary(what: &str, bytes: &[u8]) {
     let hay = String::from_utf8_lossy(bytes);
     for needle in [CANARY_ID, &CANARY_ID[6..14], CANARY_PHONE] {
-        assert!(!hay.contains(needle), "canary {needle} found in plaintext in {what}");
+        assert!(
+            !hay.contains(needle),
+            "canary {needle} found in plaintext in {what}"
+        );
     }
 }
 
@@ -106,26 +139,54 @@ both_stores!(canary_never_in_plaintext, |t: TestApp| async move {
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .try_init();
-    assert_eq!(anxin_domain::gb11643_check_digit(&CANARY_ID[..17]), Some('6'));
+    assert_eq!(
+        anxin_domain::gb11643_check_digit(&CANARY_ID[..17]),
+        Some('6')
+    );
     let w = world::build(t.store()).await;
-    let input = world::person_input("金丝雀", Some(CANARY_ID), Some(CANARY_PHONE), w.comm_a, w.grid_a1, w.hh_a1);
+    let input = world::person_input(
+        "金丝雀",
+        Some(CANARY_ID),
+        Some(CANARY_PHONE),
+        w.comm_a,
+        w.grid_a1,
+        w.hh_a1,
+    );
     let id = t
         .store()
-        .write(WriteCtx::system("canary"), move |tx| people::create_person(tx, &Caller::system(), &people::NewPerson::parse(&input)?))
+        .write(WriteCtx::system("canary"), move |tx| {
+            people::create_person(tx, &Caller::system(), &people::NewPerson::parse(&input)?)
+        })
         .await
         .unwrap()
         .id;
     t.store()
         .write(WriteCtx::system("canary-edit"), move |tx| {
-            people::update_person(tx, &Caller::system(), id, &PersonPatch { name: Some("金丝雀二".into()), ..Default::default() })
+            people::update_person(
+                tx,
+                &Caller::system(),
+                id,
+                &PersonPatch {
+                    name: Some("金丝雀二".into()),
+                    ..Default::default()
+                },
+            )
         })
         .await
         .unwrap();
     // Found by blind index; unmasked on request (the plaintext lives only in that answer).
     let doc = Document::parse(DocType::MainlandId, CANARY_ID).unwrap();
-    let found = t.store().read(move |c, env| people::find_by_document(c, env, &Caller::system(), &doc)).await.unwrap();
+    let found = t
+        .store()
+        .read(move |c, env| people::find_by_document(c, env, &Caller::system(), &doc))
+        .await
+        .unwrap();
     assert_eq!(found.len(), 1);
-    let u = t.store().read(move |c, env| people::unmask_person(c, env, &Caller::system(), id)).await.unwrap();
+    let u = t
+        .store()
+        .read(move |c, env| people::unmask_person(c, env, &Caller::system(), id))
+        .await
+        .unwrap();
     assert_eq!(u.doc_number.as_deref(), Some(CANARY_ID));
     // The whole database, change log included, as text.
     let dump = t
@@ -133,8 +194,13 @@ both_stores!(canary_never_in_plaintext, |t: TestApp| async move {
         .read(|c, _| {
             let mut all = String::new();
             let tables: Vec<String> = match c.dialect() {
-                anxin_store::Dialect::Sqlite => c.query("SELECT name FROM sqlite_master WHERE type = 'table'", &[])?,
-                anxin_store::Dialect::Postgres => c.query("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'", &[])?,
+                anxin_store::Dialect::Sqlite => {
+                    c.query("SELECT name FROM sqlite_master WHERE type = 'table'", &[])?
+                }
+                anxin_store::Dialect::Postgres => c.query(
+                    "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'",
+                    &[],
+                )?,
             }
             .iter()
             .map(|r| r.get("name"))
@@ -153,7 +219,10 @@ both_stores!(canary_never_in_plaintext, |t: TestApp| async move {
         })
         .await
         .unwrap();
-    assert!(dump.contains("金丝雀"), "the dump really covers the people table");
+    assert!(
+        dump.contains("金丝雀"),
+        "the dump really covers the people table"
+    );
     assert_no_canary("database rows", dump.as_bytes());
     // The files themselves: SQLite's database, WAL and shared memory.
     if let Some(path) = t.store().sqlite_file() {
@@ -166,7 +235,11 @@ both_stores!(canary_never_in_plaintext, |t: TestApp| async move {
     }
     // PostgreSQL's WAL, when this process may read it (CI runs as root).
     if t.backend == Backend::Postgres {
-        for dir in std::fs::read_dir("/var/lib/postgresql").into_iter().flatten().flatten() {
+        for dir in std::fs::read_dir("/var/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let wal = dir.path().join("main/pg_wal");
             for f in std::fs::read_dir(&wal).into_iter().flatten().flatten() {
                 if let Ok(bytes) = std::fs::read(f.path()) {
@@ -178,21 +251,32 @@ both_stores!(canary_never_in_plaintext, |t: TestApp| async move {
     assert_no_canary("logs", &std::fs::read(&log_path).unwrap_or_default());
 });
 
-both_stores!(rotation_retires_the_old_master_key, |t: TestApp| async move {
-    let w = workload(&t).await;
-    let config = t.config.clone();
-    let TestApp { app, .. } = &t;
-    let url = app.store.sqlite_file().map(|p| format!("sqlite://{}", p.display())).unwrap_or_else(|| config.database.url.clone());
-    let (new_key, new_line) = anxin_crypto::KeyRing::generate_master_key("k2", anxin_crypto::Algorithm::Sm4Gcm).unwrap();
-    let new_line = new_line.expose().clone();
-    let old_line = support::TEST_MASTER_KEY.to_owned();
-    let (a, a1n) = (w.person_a1, w.person_a1n);
-    let keys = t
-        .store()
-        .read(|c, _| Ok(c.query_i64("SELECT count(*) FROM data_keys", &[])? + c.query_i64("SELECT count(*) FROM keyring", &[])?))
-        .await
-        .unwrap();
-    tokio::task::spawn_blocking(move || {
+both_stores!(
+    rotation_retires_the_old_master_key,
+    |t: TestApp| async move {
+        let w = workload(&t).await;
+        let config = t.config.clone();
+        let TestApp { app, .. } = &t;
+        let url = app
+            .store
+            .sqlite_file()
+            .map(|p| format!("sqlite://{}", p.display()))
+            .unwrap_or_else(|| config.database.url.clone());
+        let (new_key, new_line) =
+            anxin_crypto::KeyRing::generate_master_key("k2", anxin_crypto::Algorithm::Sm4Gcm)
+                .unwrap();
+        let new_line = new_line.expose().clone();
+        let old_line = support::TEST_MASTER_KEY.to_owned();
+        let (a, a1n) = (w.person_a1, w.person_a1n);
+        let keys = t
+            .store()
+            .read(|c, _| {
+                Ok(c.query_i64("SELECT count(*) FROM data_keys", &[])?
+                    + c.query_i64("SELECT count(*) FROM keyring", &[])?)
+            })
+            .await
+            .unwrap();
+        tokio::task::spawn_blocking(move || {
         // Rotate with both keys present, the new one current.
         let mut c = config.clone();
         c.database.url = url.clone();
@@ -233,7 +317,8 @@ both_stores!(rotation_retires_the_old_master_key, |t: TestApp| async move {
     })
     .await
     .unwrap();
-});
+    }
+);
 
 /// A fresh empty database of `backend`, and its URL (dropped with the guard).
 fn empty_db(backend: Backend, dir: &std::path::Path) -> (String, Option<support::PgDbGuard>) {
@@ -253,26 +338,59 @@ fn upgrade_from_previous_release(backend: Backend) {
     let (prev_name, prev_version) = releases[releases.len() - 2];
     let mut config = support::config_for(&url, dir.path());
     config.database.url = url.clone();
-    let old = App::open(config.clone(), OpenOptions { migrate_upto: Some(prev_version), ..OpenOptions::default() }).unwrap();
-    let v = old.store.read_blocking(|c, _| anxin_store::migrate::current_version(c)).unwrap();
+    let old = App::open(
+        config.clone(),
+        OpenOptions {
+            migrate_upto: Some(prev_version),
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    let v = old
+        .store
+        .read_blocking(|c, _| anxin_store::migrate::current_version(c))
+        .unwrap();
     assert_eq!(v, prev_version, "database made by release {prev_name}");
     let w = old
         .store
         .write_blocking(WriteCtx::system("old"), |tx| {
             let id = tx.new_id();
             let now = tx.now();
-            tx.insert("nodes", &[("id", id.into()), ("level", "city".into()), ("name", "成都市".into()), ("created_at", now.into()), ("updated_at", now.into())])?;
+            tx.insert(
+                "nodes",
+                &[
+                    ("id", id.into()),
+                    ("level", "city".into()),
+                    ("name", "成都市".into()),
+                    ("created_at", now.into()),
+                    ("updated_at", now.into()),
+                ],
+            )?;
             Ok(id)
         })
         .unwrap();
     drop(old);
     let clock = anxin_domain::ManualClock::new(support::start_time());
-    let new = App::open(config, OpenOptions { clock: Arc::new(clock), ..OpenOptions::default() }).unwrap();
-    let v = new.store.read_blocking(|c, _| anxin_store::migrate::current_version(c)).unwrap();
+    let new = App::open(
+        config,
+        OpenOptions {
+            clock: Arc::new(clock),
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    let v = new
+        .store
+        .read_blocking(|c, _| anxin_store::migrate::current_version(c))
+        .unwrap();
     assert_eq!(v, anxin_store::migrate::latest());
     let name: String = new
         .store
-        .read_blocking(move |c, _| c.query_one("SELECT name FROM nodes WHERE id = $1", &params![w])?.unwrap().get("name"))
+        .read_blocking(move |c, _| {
+            c.query_one("SELECT name FROM nodes WHERE id = $1", &params![w])?
+                .unwrap()
+                .get("name")
+        })
         .unwrap();
     assert_eq!(name, "成都市");
 }
@@ -294,8 +412,15 @@ fn schemas_of_both_backends_agree() {
     let mut shapes = Vec::new();
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let (url, _guard) = empty_db(backend, dir.path());
-        let app = App::open(support::config_for(&url, dir.path()), OpenOptions::default()).unwrap();
-        assert_eq!(anxin_store::migrate::list(app.store.dialect()).len(), anxin_store::migrate::SQLITE.len());
+        let app = App::open(
+            support::config_for(&url, dir.path()),
+            OpenOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            anxin_store::migrate::list(app.store.dialect()).len(),
+            anxin_store::migrate::SQLITE.len()
+        );
         let shape = app
             .store
             .read_blocking(|c, _| {
@@ -322,22 +447,42 @@ fn cli_definition_is_valid() {
 
 #[test]
 fn config_example_is_current_and_secrets_stay_hidden() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).unwrap();
-    assert_eq!(committed, anxin::config::example(), "regenerate with: anxin config example > config.example.toml");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+            .unwrap();
+    assert_eq!(
+        committed,
+        anxin::config::example(),
+        "regenerate with: anxin config example > config.example.toml"
+    );
     let mut c = anxin::config::Config::default();
-    c.crypto.master_keys = vec![anxin_crypto::Secret::new(support::TEST_MASTER_KEY.to_owned())];
+    c.crypto.master_keys = vec![anxin_crypto::Secret::new(
+        support::TEST_MASTER_KEY.to_owned(),
+    )];
     let printed = format!("{c:?}");
     assert!(!printed.contains("AAECAwQF"), "{printed}");
     // The example parses back into the defaults.
     let parsed: anxin::config::Config = toml::from_str(&committed).unwrap();
-    assert_eq!(format!("{parsed:?}"), format!("{:?}", anxin::config::Config::default()));
+    assert_eq!(
+        format!("{parsed:?}"),
+        format!("{:?}", anxin::config::Config::default())
+    );
 }
 
 #[test]
 fn newest_release_is_the_latest_migration() {
     let releases = anxin_store::migrate::RELEASES;
-    assert_eq!(releases.last().map(|r| r.1), Some(anxin_store::migrate::latest()));
-    let versions: Vec<i64> = anxin_store::migrate::POSTGRES.iter().map(|m| m.version).collect();
-    let sqlite: Vec<i64> = anxin_store::migrate::SQLITE.iter().map(|m| m.version).collect();
+    assert_eq!(
+        releases.last().map(|r| r.1),
+        Some(anxin_store::migrate::latest())
+    );
+    let versions: Vec<i64> = anxin_store::migrate::POSTGRES
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    let sqlite: Vec<i64> = anxin_store::migrate::SQLITE
+        .iter()
+        .map(|m| m.version)
+        .collect();
     assert_eq!(versions, sqlite, "both backends have the same migrations");
 }

@@ -1,12 +1,16 @@
 //! The one integration-test binary (one link, not many). Story tests run against both stores
 //! through `both_stores!`; see `support`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
 mod support;
 
+mod auth;
 mod integrity;
 mod isolation;
 mod people;
+mod places;
+mod platform;
 mod store_engine;
 mod tree;
 mod world;

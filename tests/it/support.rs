@@ -106,7 +106,9 @@ pub fn empty_pg_db() -> (String, PgDbGuard) {
     let name = db.clone();
     std::thread::spawn(move || {
         let mut admin = postgres::Client::connect(&pg_admin_url(), postgres::NoTls).unwrap();
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
     })
     .join()
     .unwrap();

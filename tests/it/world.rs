@@ -33,7 +33,12 @@ pub struct World {
 pub const PERSON_A1_ID_NUMBER: &str = "11010519491231002X";
 pub const PERSON_A1_PHONE: &str = "13812345678";
 
-fn node(tx: &mut anxin_store::Tx, parent: Option<Uuid>, level: &str, name: &str) -> anxin_store::Result<Uuid> {
+fn node(
+    tx: &mut anxin_store::Tx,
+    parent: Option<Uuid>,
+    level: &str,
+    name: &str,
+) -> anxin_store::Result<Uuid> {
     let id = tx.new_id();
     let now = tx.now();
     tx.insert(
@@ -50,7 +55,14 @@ fn node(tx: &mut anxin_store::Tx, parent: Option<Uuid>, level: &str, name: &str)
     Ok(id)
 }
 
-pub fn person_input(name: &str, doc: Option<&str>, phone: Option<&str>, community: Uuid, grid: Uuid, hh: Uuid) -> PersonInput {
+pub fn person_input(
+    name: &str,
+    doc: Option<&str>,
+    phone: Option<&str>,
+    community: Uuid,
+    grid: Uuid,
+    hh: Uuid,
+) -> PersonInput {
     PersonInput {
         name: name.into(),
         population_type: "registered".into(),
@@ -77,14 +89,41 @@ pub async fn build(store: &Store) -> World {
             let grid_a1 = anxin_store::tree::create_grid(tx, &sys, comm_a, "一网格")?.id;
             let grid_a2 = anxin_store::tree::create_grid(tx, &sys, comm_a, "二网格")?.id;
             let grid_b1 = anxin_store::tree::create_grid(tx, &sys, comm_b, "一网格")?.id;
-            let hh = |tx: &mut anxin_store::Tx, c, g, l: &str| people::create_household(tx, &sys, c, Some(g), None, l).map(|h| h.id);
+            let hh = |tx: &mut anxin_store::Tx, c, g, l: &str| {
+                people::create_household(tx, &sys, c, Some(g), None, l).map(|h| h.id)
+            };
             let hh_a1 = hh(tx, comm_a, grid_a1, "1-1-101")?;
             let hh_a1n = hh(tx, comm_a, grid_a1, "1-1-102")?;
             let hh_b1 = hh(tx, comm_b, grid_b1, "2-1-101")?;
-            let mk = |tx: &mut anxin_store::Tx, i: PersonInput| people::create_person(tx, &sys, &NewPerson::parse(&i)?).map(|p| p.id);
-            let person_a1 = mk(tx, person_input("张三丰", Some(PERSON_A1_ID_NUMBER), Some(PERSON_A1_PHONE), comm_a, grid_a1, hh_a1))?;
-            let person_a1n = mk(tx, person_input("李四", Some("510104199001011230"), Some("13900000001"), comm_a, grid_a1, hh_a1n))?;
-            let person_b1 = mk(tx, person_input("王五", None, Some("13900000002"), comm_b, grid_b1, hh_b1))?;
+            let mk = |tx: &mut anxin_store::Tx, i: PersonInput| {
+                people::create_person(tx, &sys, &NewPerson::parse(&i)?).map(|p| p.id)
+            };
+            let person_a1 = mk(
+                tx,
+                person_input(
+                    "张三丰",
+                    Some(PERSON_A1_ID_NUMBER),
+                    Some(PERSON_A1_PHONE),
+                    comm_a,
+                    grid_a1,
+                    hh_a1,
+                ),
+            )?;
+            let person_a1n = mk(
+                tx,
+                person_input(
+                    "李四",
+                    Some("510104199001011230"),
+                    Some("13900000001"),
+                    comm_a,
+                    grid_a1,
+                    hh_a1n,
+                ),
+            )?;
+            let person_b1 = mk(
+                tx,
+                person_input("王五", None, Some("13900000002"), comm_b, grid_b1, hh_b1),
+            )?;
             Ok(World {
                 city,
                 district,

@@ -44,14 +44,44 @@ impl StoreError {
 /// both spellings of each rule sit side by side here.
 pub fn constraint_code(message: &str) -> Option<&'static str> {
     const RULES: &[(&[&str], &str)] = &[
-        (&["users.username", "users_username_key"], "user.username_taken"),
-        (&["node_codes.code", "node_codes_active_code"], "division.code_taken"),
-        (&["grants_unique", "grants.user_id, grants.role"], "grant.duplicate"),
-        (&["grids.community_id, grids.name", "grids_community_id_name_key"], "grid.name_taken"),
-        (&["memberships_open", "memberships.person_id, memberships.household_id"], "membership.duplicate"),
-        (&["vulnerable.person_id, vulnerable.category_bidx", "vulnerable_person_category"], "vulnerable.duplicate"),
+        (
+            &["users.username", "users_username_key"],
+            "user.username_taken",
+        ),
+        (
+            &["node_codes.code", "node_codes_active_code"],
+            "division.code_taken",
+        ),
+        (
+            &["grants_unique", "grants.user_id, grants.role"],
+            "grant.duplicate",
+        ),
+        (
+            &[
+                "grids.community_id, grids.name",
+                "grids_community_id_name_key",
+            ],
+            "grid.name_taken",
+        ),
+        (
+            &[
+                "memberships_open",
+                "memberships.person_id, memberships.household_id",
+            ],
+            "membership.duplicate",
+        ),
+        (
+            &[
+                "vulnerable.person_id, vulnerable.category_bidx",
+                "vulnerable_person_category",
+            ],
+            "vulnerable.duplicate",
+        ),
         (&["jobs.unique_key", "jobs_unique_key"], "job.duplicate"),
-        (&["FOREIGN KEY", "foreign key", "_fkey"], "record.reference_invalid"),
+        (
+            &["FOREIGN KEY", "foreign key", "_fkey"],
+            "record.reference_invalid",
+        ),
     ];
     RULES
         .iter()

@@ -38,7 +38,12 @@ impl std::fmt::Debug for Keys {
 
 impl Keys {
     /// Load the blind-index key, creating it on a new database.
-    pub(crate) fn bootstrap(conn: &mut dyn Conn, ring: KeyRing, alg: Algorithm, now: chrono::DateTime<chrono::Utc>) -> Result<Self> {
+    pub(crate) fn bootstrap(
+        conn: &mut dyn Conn,
+        ring: KeyRing,
+        alg: Algorithm,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self> {
         let row = conn.query_one(
             "SELECT key_id, kek_id, wrapped FROM keyring WHERE name = $1",
             &params![BLIND_INDEX_NAME],
@@ -72,7 +77,12 @@ impl Keys {
     }
 
     /// A new data key for a new personal record, stored wrapped. Returns its id.
-    pub fn new_data_key(&self, conn: &mut dyn Conn, id: Uuid, now: chrono::DateTime<chrono::Utc>) -> Result<Uuid> {
+    pub fn new_data_key(
+        &self,
+        conn: &mut dyn Conn,
+        id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Uuid> {
         let dk = DataKey::generate(id, self.alg);
         let w = self.ring.wrap(&dk)?;
         conn.execute(
@@ -94,11 +104,19 @@ impl Keys {
     /// The data key `id`, from memory or unwrapped from the database. A shredded key is
     /// `Crypto("key shredded")`: its data is gone for good.
     pub fn data_key(&self, conn: &mut dyn Conn, id: Uuid) -> Result<Arc<DataKey>> {
-        if let Some(k) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        if let Some(k) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
             return Ok(k.clone());
         }
         let row = conn
-            .query_one("SELECT kek_id, wrapped FROM data_keys WHERE id = $1", &params![id])?
+            .query_one(
+                "SELECT kek_id, wrapped FROM data_keys WHERE id = $1",
+                &params![id],
+            )?
             .ok_or_else(|| StoreError::Crypto(format!("data key {id} shredded")))?;
         let w = WrappedKey {
             kek_id: row.get("kek_id")?,
@@ -110,7 +128,13 @@ impl Keys {
     }
 
     /// Encrypt `plaintext` for the field `field` (e.g. "people.doc_number") under data key `key_id`.
-    pub fn seal(&self, conn: &mut dyn Conn, key_id: Uuid, field: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub fn seal(
+        &self,
+        conn: &mut dyn Conn,
+        key_id: Uuid,
+        field: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
         let dk = self.data_key(conn, key_id)?;
         Ok(anxin_crypto::encrypt(&dk, plaintext, field.as_bytes())?)
     }
@@ -121,7 +145,12 @@ impl Keys {
         Ok(anxin_crypto::decrypt(&dk, ciphertext, field.as_bytes())?)
     }
 
-    pub fn open_string(&self, conn: &mut dyn Conn, field: &str, ciphertext: &[u8]) -> Result<String> {
+    pub fn open_string(
+        &self,
+        conn: &mut dyn Conn,
+        field: &str,
+        ciphertext: &[u8],
+    ) -> Result<String> {
         String::from_utf8(self.open(conn, field, ciphertext)?)
             .map_err(|_| StoreError::Crypto(format!("{field}: not text")))
     }
@@ -134,7 +163,10 @@ impl Keys {
     /// Delete a data key: everything sealed under it becomes unreadable.
     pub fn shred(&self, conn: &mut dyn Conn, id: Uuid) -> Result<()> {
         conn.execute("DELETE FROM data_keys WHERE id = $1", &params![id])?;
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         Ok(())
     }
 

@@ -9,14 +9,21 @@
 //!
 //! The backend is picked from the URL: `sqlite://path` (or a bare path) or `postgres://…`.
 
+pub mod accounts;
+pub mod audit;
+pub mod backup;
 pub mod changelog;
 pub mod conn;
 pub mod error;
+pub mod jobs;
 pub mod keys;
 pub mod migrate;
+pub mod notify;
 pub mod people;
 mod pg;
+pub mod places;
 mod pool;
+pub mod retention;
 pub mod scope;
 mod sqlite;
 pub mod tree;

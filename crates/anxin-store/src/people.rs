@@ -365,7 +365,7 @@ pub fn create_person(tx: &mut Tx, caller: &Caller, p: &NewPerson) -> Result<Pers
 /// One person, masked; `NotFound` outside the caller's reach.
 pub fn get_person(conn: &mut dyn Conn, caller: &Caller, id: Uuid) -> Result<PersonView> {
     let reach = people_reach(caller, false);
-    let mut params = params![id];
+    let mut params = params![id].to_vec();
     let pred = reach.predicate(conn.dialect(), PEOPLE_COLS, &mut params);
     let row = conn
         .query_one(
@@ -386,7 +386,7 @@ pub fn unmask_person(
 ) -> Result<Unmasked> {
     get_person(conn, caller, id)?;
     let reach = caller.reach(Permission::Unmask);
-    let mut params = params![id];
+    let mut params = params![id].to_vec();
     let pred = reach.predicate(conn.dialect(), PEOPLE_COLS, &mut params);
     let row = conn
         .query_one(
@@ -429,7 +429,7 @@ pub fn update_person(
     patch: &PersonPatch,
 ) -> Result<PersonView> {
     let reach = people_reach(caller, true);
-    let mut params = params![id];
+    let mut params = params![id].to_vec();
     let pred = reach.predicate(tx.dialect(), PEOPLE_COLS, &mut params);
     let row = tx
         .query_one(
@@ -522,7 +522,7 @@ pub fn update_person(
 /// every change-log image of them unreadable.
 pub fn erase_person(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<()> {
     let reach = people_reach(caller, true);
-    let mut params = params![id];
+    let mut params = params![id].to_vec();
     let pred = reach.predicate(tx.dialect(), PEOPLE_COLS, &mut params);
     let row = tx
         .query_one(
@@ -682,7 +682,7 @@ fn find_by(
     bidx: Vec<u8>,
 ) -> Result<Vec<PersonView>> {
     let reach = people_reach(caller, false);
-    let mut params = params![bidx];
+    let mut params = params![bidx].to_vec();
     let pred = reach.predicate(conn.dialect(), PEOPLE_COLS, &mut params);
     let rows = conn.query(
         &format!("SELECT {VIEW_COLS} FROM people p WHERE {col} = $1 AND {pred} ORDER BY p.name"),
@@ -759,7 +759,7 @@ pub fn get_household(
     id: Uuid,
 ) -> Result<(Household, Vec<Member>)> {
     let reach = people_reach(caller, false);
-    let mut params = params![id];
+    let mut params = params![id].to_vec();
     let pred = reach.predicate(conn.dialect(), HH_COLS, &mut params);
     let r = conn
         .query_one(
@@ -806,7 +806,7 @@ pub fn join_household(
     from: NaiveDate,
 ) -> Result<Uuid> {
     let reach = people_reach(caller, true);
-    let mut params = params![household];
+    let mut params = params![household].to_vec();
     let pred = reach.predicate(tx.dialect(), HH_COLS, &mut params);
     let h = tx
         .query_one(
@@ -859,7 +859,7 @@ pub fn leave_household(
     until: NaiveDate,
 ) -> Result<()> {
     let reach = people_reach(caller, true);
-    let mut params = params![membership];
+    let mut params = params![membership].to_vec();
     let pred = reach.predicate(tx.dialect(), HH_COLS, &mut params);
     let m = tx
         .query_one(
@@ -934,7 +934,7 @@ pub fn add_vulnerable(tx: &mut Tx, caller: &Caller, i: &VulnerableInput) -> Resu
         .parse()
         .map_err(|e| field_err("contact_channel", &e))?;
     let reach = caller.reach(Permission::WriteVulnerable);
-    let mut params = params![i.person_id];
+    let mut params = params![i.person_id].to_vec();
     let pred = reach.predicate(tx.dialect(), PEOPLE_COLS, &mut params);
     let p = tx
         .query_one(&format!("SELECT p.key_id, p.community_id, p.grid_id FROM people p WHERE p.id = $1 AND {pred}"), &params)?

@@ -90,7 +90,10 @@ impl ToSql for Value {
 }
 
 fn read_value(row: &postgres::Row, i: usize) -> Result<Value> {
-    fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a postgres::Row, i: usize) -> Result<Option<T>> {
+    fn get<'a, T: postgres::types::FromSql<'a>>(
+        row: &'a postgres::Row,
+        i: usize,
+    ) -> Result<Option<T>> {
         row.try_get::<_, Option<T>>(i).map_err(StoreError::from)
     }
     let ty = row.columns()[i].type_().clone();

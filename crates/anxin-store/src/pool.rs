@@ -117,12 +117,16 @@ impl<C> Pooled<C> {
 impl<C> Deref for Pooled<C> {
     type Target = C;
     fn deref(&self) -> &C {
-        self.conn.as_ref().unwrap_or_else(|| unreachable!("taken only on drop"))
+        self.conn
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only on drop"))
     }
 }
 impl<C> DerefMut for Pooled<C> {
     fn deref_mut(&mut self) -> &mut C {
-        self.conn.as_mut().unwrap_or_else(|| unreachable!("taken only on drop"))
+        self.conn
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("taken only on drop"))
     }
 }
 

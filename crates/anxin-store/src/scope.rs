@@ -71,7 +71,11 @@ impl Caller {
     }
 
     pub fn has(&self, p: Permission) -> bool {
-        self.system || self.grants.iter().any(|g| g.role.permissions().contains(&p))
+        self.system
+            || self
+                .grants
+                .iter()
+                .any(|g| g.role.permissions().contains(&p))
     }
 
     pub fn has_role(&self, r: Role) -> bool {
@@ -87,7 +91,11 @@ impl Caller {
             };
         }
         let mut r = Reach::default();
-        for g in self.grants.iter().filter(|g| g.role.permissions().contains(&p)) {
+        for g in self
+            .grants
+            .iter()
+            .filter(|g| g.role.permissions().contains(&p))
+        {
             match g.scope_kind {
                 ScopeKind::Node => r.nodes.push(g.scope_id),
                 ScopeKind::Grid => r.grids.push(g.scope_id),
@@ -98,7 +106,11 @@ impl Caller {
     }
 
     /// Load the grants of `user_id` valid at `now`.
-    pub fn load(conn: &mut dyn Conn, user_id: Uuid, now: chrono::DateTime<chrono::Utc>) -> Result<Self> {
+    pub fn load(
+        conn: &mut dyn Conn,
+        user_id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self> {
         let rows = conn.query(
             "SELECT id, role, scope_kind, scope_id FROM grants WHERE user_id = $1 \
              AND revoked_at IS NULL AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2)",
@@ -109,7 +121,8 @@ impl Caller {
             let role: String = r.get("role")?;
             let kind: String = r.get("scope_kind")?;
             // A grant naming a role this build does not know gives nothing.
-            let (Ok(role), Ok(scope_kind)) = (role.parse::<Role>(), kind.parse::<ScopeKind>()) else {
+            let (Ok(role), Ok(scope_kind)) = (role.parse::<Role>(), kind.parse::<ScopeKind>())
+            else {
                 tracing::warn!(grant.role = %role, "unknown role or scope kind in grant; ignored");
                 continue;
             };
@@ -179,12 +192,17 @@ impl Reach {
             },
             &mut params,
         );
-        Ok(conn.query_i64(&format!("SELECT count(*) FROM nodes n WHERE n.id = $1 AND {pred}"), &params)? > 0)
+        Ok(conn.query_i64(
+            &format!("SELECT count(*) FROM nodes n WHERE n.id = $1 AND {pred}"),
+            &params,
+        )? > 0)
     }
 }
 
 fn json_ids(ids: &[Uuid]) -> Value {
     Value::Json(serde_json::Value::Array(
-        ids.iter().map(|u| serde_json::Value::String(u.to_string())).collect(),
+        ids.iter()
+            .map(|u| serde_json::Value::String(u.to_string()))
+            .collect(),
     ))
 }

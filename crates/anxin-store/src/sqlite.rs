@@ -63,7 +63,11 @@ impl Conn for SqliteConn<'_> {
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         let sql = sqlite_placeholders(sql);
         let mut stmt = self.0.prepare_cached(&sql)?;
-        let cols: Arc<[String]> = stmt.column_names().iter().map(|c| (*c).to_owned()).collect();
+        let cols: Arc<[String]> = stmt
+            .column_names()
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
         let n = cols.len();
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(Param)))?;
         let mut out = Vec::new();

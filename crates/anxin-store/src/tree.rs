@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use anxin_domain::divdiff::{self, DivisionChange, DivisionPlan, ExistingNode, IncomingNode, ParentRef};
+use anxin_domain::divdiff::{
+    self, DivisionChange, DivisionPlan, ExistingNode, IncomingNode, ParentRef,
+};
 use anxin_domain::roles::Permission;
 use anxin_domain::{DivisionCode, Level};
 use serde::Serialize;
@@ -136,16 +138,31 @@ fn is_rural(name: &str) -> bool {
 }
 
 /// Compute and apply the plan turning the nodes under `prefix` into `incoming`, in this write.
-pub fn import_divisions(tx: &mut Tx, prefix: &str, incoming: &[IncomingNode], source: &str) -> Result<DivisionReport> {
+pub fn import_divisions(
+    tx: &mut Tx,
+    prefix: &str,
+    incoming: &[IncomingNode],
+    source: &str,
+) -> Result<DivisionReport> {
     let existing = coded_nodes(tx.conn(), prefix)?;
     let plan = divdiff::diff(&existing, incoming)
         .map_err(|e| StoreError::invalid(e.code(), e.to_string()))?;
     apply_plan(tx, &existing, &plan, source)
 }
 
-fn apply_plan(tx: &mut Tx, existing: &[ExistingNode], plan: &DivisionPlan, source: &str) -> Result<DivisionReport> {
+fn apply_plan(
+    tx: &mut Tx,
+    existing: &[ExistingNode],
+    plan: &DivisionPlan,
+    source: &str,
+) -> Result<DivisionReport> {
     let names: HashMap<Uuid, &ExistingNode> = existing.iter().map(|n| (n.id, n)).collect();
-    let label = |id: &Uuid| names.get(id).map_or_else(|| id.to_string(), |n| format!("{} {}", n.code.short(), n.name));
+    let label = |id: &Uuid| {
+        names.get(id).map_or_else(
+            || id.to_string(),
+            |n| format!("{} {}", n.code.short(), n.name),
+        )
+    };
     let mut added: HashMap<DivisionCode, Uuid> = HashMap::new();
     let mut merged_into: HashMap<Uuid, DivisionCode> = HashMap::new();
     let mut rep = DivisionReport {
@@ -153,20 +170,24 @@ fn apply_plan(tx: &mut Tx, existing: &[ExistingNode], plan: &DivisionPlan, sourc
         ..DivisionReport::default()
     };
     let now = tx.now();
-    let resolve = |p: &Option<ParentRef>, added: &HashMap<DivisionCode, Uuid>| -> Result<Option<Uuid>> {
-        match p {
-            None => Ok(None),
-            Some(ParentRef::Existing(id)) => Ok(Some(*id)),
-            Some(ParentRef::New(code)) => added
-                .get(code)
-                .copied()
-                .map(Some)
-                .ok_or_else(|| StoreError::Backend(format!("plan refers to {code:?} before adding it"))),
-        }
-    };
+    let resolve =
+        |p: &Option<ParentRef>, added: &HashMap<DivisionCode, Uuid>| -> Result<Option<Uuid>> {
+            match p {
+                None => Ok(None),
+                Some(ParentRef::Existing(id)) => Ok(Some(*id)),
+                Some(ParentRef::New(code)) => added.get(code).copied().map(Some).ok_or_else(|| {
+                    StoreError::Backend(format!("plan refers to {code:?} before adding it"))
+                }),
+            }
+        };
     for ch in &plan.changes {
         match ch {
-            DivisionChange::Added { code, name, level, parent } => {
+            DivisionChange::Added {
+                code,
+                name,
+                level,
+                parent,
+            } => {
                 let id = tx.new_id();
                 let parent = resolve(parent, &added)?;
                 tx.insert(
@@ -188,7 +209,11 @@ fn apply_plan(tx: &mut Tx, existing: &[ExistingNode], plan: &DivisionPlan, sourc
                 rep.lines.push(format!("added {} {name}", code.short()));
             }
             DivisionChange::Renamed { id, from, to } => {
-                tx.update("nodes", *id, &[("name", to.as_str().into()), ("updated_at", now.into())])?;
+                tx.update(
+                    "nodes",
+                    *id,
+                    &[("name", to.as_str().into()), ("updated_at", now.into())],
+                )?;
                 rep.renamed += 1;
                 rep.lines.push(format!("renamed {from} → {to}"));
             }
@@ -197,11 +222,16 @@ fn apply_plan(tx: &mut Tx, existing: &[ExistingNode], plan: &DivisionPlan, sourc
                 insert_code(tx, *id, to, source)?;
                 tx.update("nodes", *id, &[("updated_at", now.into())])?;
                 rep.recoded += 1;
-                rep.lines.push(format!("recoded {} → {}", from.short(), to.short()));
+                rep.lines
+                    .push(format!("recoded {} → {}", from.short(), to.short()));
             }
             DivisionChange::Moved { id, to_parent, .. } => {
                 let parent = resolve(to_parent, &added)?;
-                tx.update("nodes", *id, &[("parent_id", parent.into()), ("updated_at", now.into())])?;
+                tx.update(
+                    "nodes",
+                    *id,
+                    &[("parent_id", parent.into()), ("updated_at", now.into())],
+                )?;
                 rep.moved += 1;
                 rep.lines.push(format!("moved {}", label(id)));
             }
@@ -211,22 +241,31 @@ fn apply_plan(tx: &mut Tx, existing: &[ExistingNode], plan: &DivisionPlan, sourc
                 }
                 rep.merged += 1;
                 let from: Vec<String> = from.iter().map(&label).collect();
-                rep.lines.push(format!("merged {} into {}", from.join(", "), into.short()));
+                rep.lines
+                    .push(format!("merged {} into {}", from.join(", "), into.short()));
             }
             DivisionChange::Split { from, into } => {
                 rep.split += 1;
                 let into: Vec<&str> = into.iter().map(DivisionCode::short).collect();
-                rep.lines.push(format!("split {} into {}", label(from), into.join(", ")));
+                rep.lines
+                    .push(format!("split {} into {}", label(from), into.join(", ")));
             }
             DivisionChange::Retired { id } => {
                 close_codes(tx, *id)?;
-                let into = merged_into.get(id).and_then(|c| added.get(c).copied().or_else(|| {
-                    existing.iter().find(|n| &n.code == c).map(|n| n.id)
-                }));
+                let into = merged_into.get(id).and_then(|c| {
+                    added
+                        .get(c)
+                        .copied()
+                        .or_else(|| existing.iter().find(|n| &n.code == c).map(|n| n.id))
+                });
                 tx.update(
                     "nodes",
                     *id,
-                    &[("status", "retired".into()), ("merged_into", into.into()), ("updated_at", now.into())],
+                    &[
+                        ("status", "retired".into()),
+                        ("merged_into", into.into()),
+                        ("updated_at", now.into()),
+                    ],
                 )?;
                 rep.retired += 1;
                 rep.lines.push(format!("retired {}", label(id)));
@@ -247,7 +286,12 @@ pub trait TreeStore {
     fn count_below(&mut self, caller: &Caller, id: Uuid) -> Result<Vec<(String, i64)>>;
 }
 
-fn visible(conn: &mut dyn Conn, caller: &Caller, extra: &str, mut params: Vec<Value>) -> Result<Vec<Node>> {
+fn visible(
+    conn: &mut dyn Conn,
+    caller: &Caller,
+    extra: &str,
+    mut params: Vec<Value>,
+) -> Result<Vec<Node>> {
     let reach = caller.reach(Permission::ReadBase);
     let pred = reach.predicate(
         conn.dialect(),
@@ -267,7 +311,7 @@ fn visible(conn: &mut dyn Conn, caller: &Caller, extra: &str, mut params: Vec<Va
 
 impl TreeStore for dyn Conn + '_ {
     fn node(&mut self, caller: &Caller, id: Uuid) -> Result<Node> {
-        visible(self, caller, "n.id = $1", params![id])?
+        visible(self, caller, "n.id = $1", params![id].to_vec())?
             .into_iter()
             .next()
             .ok_or(StoreError::NotFound)
@@ -275,12 +319,22 @@ impl TreeStore for dyn Conn + '_ {
 
     fn children(&mut self, caller: &Caller, id: Uuid) -> Result<Vec<Node>> {
         self.node(caller, id)?;
-        visible(self, caller, "n.parent_id = $1 AND n.status = 'active'", params![id])
+        visible(
+            self,
+            caller,
+            "n.parent_id = $1 AND n.status = 'active'",
+            params![id].to_vec(),
+        )
     }
 
     fn roots(&mut self, caller: &Caller) -> Result<Vec<Node>> {
         if caller.is_system() {
-            return visible(self, caller, "n.parent_id IS NULL AND n.status = 'active'", vec![]);
+            return visible(
+                self,
+                caller,
+                "n.parent_id IS NULL AND n.status = 'active'",
+                vec![],
+            );
         }
         let reach = caller.reach(Permission::ReadBase);
         let mut out = Vec::new();
@@ -298,7 +352,7 @@ impl TreeStore for dyn Conn + '_ {
             self,
             caller,
             "n.id IN (SELECT node_id FROM node_codes WHERE code = $1 AND valid_to IS NULL)",
-            params![code.as_str()],
+            params![code.as_str()].to_vec(),
         )?
         .into_iter()
         .next()
@@ -313,7 +367,9 @@ impl TreeStore for dyn Conn + '_ {
              SELECT n.level AS level, count(*) AS n FROM nodes n JOIN sub ON sub.id = n.id GROUP BY n.level ORDER BY n.level",
             &params![id],
         )?;
-        rows.iter().map(|r| Ok((r.get("level")?, r.get("n")?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.get("level")?, r.get("n")?)))
+            .collect()
     }
 }
 
@@ -331,11 +387,17 @@ pub fn create_grid(tx: &mut Tx, caller: &Caller, community_id: Uuid, name: &str)
         return Err(StoreError::NotFound);
     }
     let level = tx
-        .query_one("SELECT level FROM nodes WHERE id = $1", &params![community_id])?
+        .query_one(
+            "SELECT level FROM nodes WHERE id = $1",
+            &params![community_id],
+        )?
         .ok_or(StoreError::NotFound)?
         .get::<String>("level")?;
     if level != "community" {
-        return Err(StoreError::invalid("grid.community_required", "community_id"));
+        return Err(StoreError::invalid(
+            "grid.community_required",
+            "community_id",
+        ));
     }
     let name = name.trim();
     if name.is_empty() {
@@ -362,7 +424,7 @@ pub fn create_grid(tx: &mut Tx, caller: &Caller, community_id: Uuid, name: &str)
 
 pub fn list_grids(conn: &mut dyn Conn, caller: &Caller, community_id: Uuid) -> Result<Vec<Grid>> {
     let reach = caller.reach(Permission::ReadBase);
-    let mut params = params![community_id];
+    let mut params = params![community_id].to_vec();
     let pred = reach.predicate(
         conn.dialect(),
         ScopeCols {
@@ -388,7 +450,12 @@ pub fn list_grids(conn: &mut dyn Conn, caller: &Caller, community_id: Uuid) -> R
 }
 
 /// Create a compound (小区) under a community.
-pub fn create_compound(tx: &mut Tx, caller: &Caller, community_id: Uuid, name: &str) -> Result<Uuid> {
+pub fn create_compound(
+    tx: &mut Tx,
+    caller: &Caller,
+    community_id: Uuid,
+    name: &str,
+) -> Result<Uuid> {
     let reach = caller.reach(Permission::WriteBase);
     if !reach.contains_node(tx.conn(), community_id)? {
         return Err(StoreError::NotFound);

@@ -243,9 +243,9 @@ impl FromValue for serde_json::Value {
     }
 }
 
-/// Build a parameter list: `params![a, b, c]`.
+/// Build a parameter list: `&params![a, b, c]` (an array; `.to_vec()` to extend it).
 #[macro_export]
 macro_rules! params {
-    () => { Vec::<$crate::Value>::new() };
-    ($($v:expr),+ $(,)?) => { vec![$($crate::Value::from($v)),+] };
+    () => { [$crate::Value::Null; 0] };
+    ($($v:expr),+ $(,)?) => { [$($crate::Value::from($v)),+] };
 }
