@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod guard;
 pub mod health;
+pub mod live;
 pub mod people;
 pub mod places;
 pub mod routes;
@@ -27,6 +28,7 @@ pub fn table() -> routes::Table {
         .merge(people::routes())
         .merge(auth::routes())
         .merge(admin::routes())
+        .merge(live::routes())
 }
 
 pub fn router(app: App) -> Router {

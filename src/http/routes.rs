@@ -18,6 +18,8 @@ pub enum Serves {
     Own,
     /// Administration (accounts, grants, audit): role-gated, not tree-scoped.
     Admin,
+    /// A live event stream, filtered to the caller's reach.
+    Live,
 }
 
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 
-use anxin_store::changelog::{self, ChangeEvent, Op};
+use anxin_store::changelog::{self, ChangeEvent, Op, Place};
 use anxin_store::{Conn, Env, Row};
 use futures_util::Stream;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -58,6 +58,8 @@ struct State<F> {
     /// The last position passed on (or skipped by the filter); `None` until the first poll.
     last: Option<i64>,
     ready: VecDeque<ChangeEvent>,
+    /// Resuming from a position: replay the log from there before waiting for anything new.
+    replay: bool,
     filter: F,
 }
 
@@ -75,6 +77,7 @@ where
         rx: app.store.subscribe(),
         last: after,
         ready: VecDeque::new(),
+        replay: after.is_some(),
         filter,
     };
     futures_util::stream::unfold(state, |mut s| async move {
@@ -105,6 +108,14 @@ async fn next<F: Fn(&ChangeEvent) -> bool>(s: &mut State<F>) -> Option<ChangeEve
                 }
             },
         };
+        if s.replay {
+            s.replay = false;
+            if let Err(e) = catch_up(s, last).await {
+                tracing::error!(error = %format!("{e:#}"), "live stream replay failed");
+                return None;
+            }
+            continue;
+        }
         match s.rx.recv().await {
             Ok(ev) if ev.pos <= last => {}
             Ok(ev) if ev.pos == last + 1 => s.ready.push_back(ev),
@@ -154,18 +165,18 @@ fn event_of(c: &mut dyn Conn, env: &Env, r: &Row) -> anxin_store::Result<ChangeE
         "update" => Op::Update,
         _ => Op::Delete,
     };
-    let node_id = if op == Op::Delete {
+    let place = if op == Op::Delete {
         let prev = c.query_one(
             "SELECT after, after_ct FROM change_log WHERE kind = $1 AND record_id = $2 AND pos < $3 \
              AND op <> 'delete' ORDER BY pos DESC LIMIT 1",
             &anxin_store::params![kind.clone(), record_id, pos],
         )?;
         match prev {
-            Some(p) => node_of_image(c, env, &p),
-            None => None,
+            Some(p) => place_of_image(c, env, &kind, &p),
+            None => Place::default(),
         }
     } else {
-        node_of_image(c, env, r)
+        place_of_image(c, env, &kind, r)
     };
     Ok(ChangeEvent {
         pos,
@@ -173,27 +184,22 @@ fn event_of(c: &mut dyn Conn, env: &Env, r: &Row) -> anxin_store::Result<ChangeE
         record_id,
         op,
         at: r.get("at")?,
-        node_id,
+        place,
     })
 }
 
-/// The node a logged image hangs off, the way the store finds it for live events.
-fn node_of_image(c: &mut dyn Conn, env: &Env, r: &Row) -> Option<Uuid> {
-    let image: serde_json::Value = match r.get::<Option<serde_json::Value>>("after").ok().flatten()
-    {
-        Some(j) => j,
-        None => {
-            let ct: Vec<u8> = r.get::<Option<Vec<u8>>>("after_ct").ok().flatten()?;
-            let bytes = env.keys.open(c, "change_log.after", &ct).ok()?;
-            serde_json::from_slice(&bytes).ok()?
-        }
-    };
-    ["community_id", "node_id", "parent_id"]
-        .iter()
-        .find_map(|col| {
-            image
-                .get(*col)
-                .and_then(|v| v.as_str())
-                .and_then(|s| Uuid::parse_str(s).ok())
-        })
+/// Where a logged image sits, the way the store finds it for live events; an image sealed with
+/// a shredded key sits nowhere.
+fn place_of_image(c: &mut dyn Conn, env: &Env, kind: &str, r: &Row) -> Place {
+    let image: Option<serde_json::Value> =
+        match r.get::<Option<serde_json::Value>>("after").ok().flatten() {
+            Some(j) => Some(j),
+            None => r
+                .get::<Option<Vec<u8>>>("after_ct")
+                .ok()
+                .flatten()
+                .and_then(|ct| env.keys.open(c, "change_log.after", &ct).ok())
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok()),
+        };
+    image.map(|i| Place::of_image(kind, &i)).unwrap_or_default()
 }

@@ -185,6 +185,81 @@ fn sample_query(path: &str) -> &'static str {
     }
 }
 
+/// Read an SSE stream from change-log position `after` for `window`; returns what arrived.
+async fn read_stream(
+    base: &str,
+    u: &User,
+    path: &str,
+    after: i64,
+    window: std::time::Duration,
+) -> String {
+    let mut resp = crate::support::client()
+        .get(format!("{base}{path}"))
+        .header("cookie", &u.cookie)
+        .header("last-event-id", after.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{} opening {path}", u.name);
+    let mut got = String::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await {
+        got.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    got
+}
+
+/// A change to an A1 record reaches the insider's stream and no outsider's.
+async fn live_matrix(
+    t: &TestApp,
+    base: &str,
+    path: &str,
+    insider: &User,
+    outsiders: &[User],
+    person: Uuid,
+) {
+    let after = t
+        .store()
+        .read(|c, _| c.query_i64("SELECT max(pos) FROM change_log", &[]))
+        .await
+        .unwrap();
+    t.store()
+        .write(WriteCtx::system("live-matrix"), move |tx| {
+            anxin_store::people::update_person(
+                tx,
+                &Caller::system(),
+                person,
+                &anxin_store::people::PersonPatch {
+                    name: Some("张三丰二".into()),
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap();
+    let id = person.to_string();
+    let seen = read_stream(
+        base,
+        insider,
+        path,
+        after,
+        std::time::Duration::from_millis(800),
+    )
+    .await;
+    assert!(
+        seen.contains(&id),
+        "insider's live stream misses the change: {seen}"
+    );
+    for u in outsiders {
+        let seen = read_stream(base, u, path, after, std::time::Duration::from_millis(300)).await;
+        assert!(
+            !seen.contains(&id),
+            "{} hears about A1 record {id} on {path}",
+            u.name
+        );
+    }
+}
+
 /// Run the matrix against `base` for one backend.
 async fn matrix(t: &TestApp) {
     let w = world::build(t.store()).await;
@@ -279,6 +354,11 @@ async fn matrix(t: &TestApp) {
         let path = e.path;
         let kind = match e.serves {
             Serves::Public => continue,
+            Serves::Live => {
+                live_matrix(t, &base, path, &insider, &outsiders, w.person_a1).await;
+                tried += 1;
+                continue;
+            }
             Serves::Records(kind) => kind,
             Serves::Own | Serves::Admin => {
                 // Not tree-scoped: none of these users may administer, and "own" routes answer

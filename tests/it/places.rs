@@ -220,6 +220,40 @@ both_stores!(
             invalid(NewBuilding::parse(no_crs)),
             ("value.required", "location.crs".into())
         );
+
+        // When a division merge retires the compound, the building there stays editable in
+        // place, but nothing new is put there.
+        let compound = tr.compound_a;
+        store
+            .write(WriteCtx::system("t"), move |tx| {
+                tx.update("nodes", compound, &[("status", "retired".into())])
+                    .map(|_| ())
+            })
+            .await
+            .unwrap();
+        let who = worker(tr.comm_a);
+        let renamed = store
+            .write(WriteCtx::system("t"), move |tx| {
+                let patch = BuildingPatch {
+                    floors: Some(Some(19)),
+                    ..BuildingPatch::default()
+                };
+                places::update_building(tx, &who, id, patch)
+            })
+            .await
+            .unwrap();
+        assert_eq!(renamed.floors, Some(19));
+        assert_eq!(
+            invalid(
+                add_building(
+                    &store,
+                    &worker(tr.comm_a),
+                    building_input(tr.compound_a, "新楼")
+                )
+                .await
+            ),
+            ("record.reference_invalid", "node_id".into())
+        );
     }
 );
 
@@ -641,6 +675,14 @@ both_stores!(
             ("facility.shelter_capacity_required", "capacity".into())
         );
         let who = w.clone();
+        let r = store
+            .write(WriteCtx::system("t"), move |tx| {
+                let patch = serde_json::from_str::<FacilityPatch>(r#"{"status": null}"#).unwrap();
+                places::update_facility(tx, &who, id, patch)
+            })
+            .await;
+        assert_eq!(invalid(r), ("value.required", "status".into()));
+        let who = w.clone();
         let f2 = store
             .write(WriteCtx::system("t"), move |tx| {
                 places::update_facility(
@@ -843,6 +885,45 @@ both_stores!(
             .await
             .unwrap();
         assert_eq!(d3.phone_mask, None);
+
+        // Deleting the duty shreds its key: the sealed history can no longer be opened.
+        let key_id: Uuid = store
+            .read(move |c, _| {
+                c.query_one(
+                    "SELECT key_id FROM duties WHERE id = $1",
+                    &[Value::from(id)],
+                )?
+                .unwrap()
+                .get("key_id")
+            })
+            .await
+            .unwrap();
+        let who = w.clone();
+        store
+            .write(WriteCtx::system("t"), move |tx| {
+                places::delete_duty(tx, &who, id)
+            })
+            .await
+            .unwrap();
+        let (keys_left, ct) = store
+            .read(move |c, _| {
+                let n = c.query_i64("SELECT count(*) FROM data_keys WHERE id = $1", &[Value::from(key_id)])?;
+                let ct: Vec<u8> = c
+                    .query_one(
+                        "SELECT after_ct FROM change_log WHERE record_id = $1 AND after_ct IS NOT NULL LIMIT 1",
+                        &[Value::from(id)],
+                    )?
+                    .unwrap()
+                    .get("after_ct")?;
+                Ok((n, ct))
+            })
+            .await
+            .unwrap();
+        assert_eq!(keys_left, 0);
+        let opened = store
+            .read(move |c, env| env.keys.open(c, "change_log.after", &ct))
+            .await;
+        assert!(matches!(opened, Err(StoreError::Crypto(_))), "{opened:?}");
     }
 );
 

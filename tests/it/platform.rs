@@ -722,7 +722,11 @@ both_stores!(
             .unwrap()
             .unwrap();
         assert_eq!(first.record_id, warm.await.unwrap());
-        assert_eq!(first.node_id, Some(city));
+        assert_eq!(
+            first.place.node_id,
+            Some(first.record_id),
+            "a node sits at itself"
+        );
 
         let mut writers = Vec::new();
         for i in 0..40 {
@@ -741,7 +745,7 @@ both_stores!(
                 .unwrap()
                 .unwrap();
             assert_eq!(ev.pos, last + 1, "gap-free, in commit order");
-            assert_eq!(ev.node_id, Some(city));
+            assert_eq!(ev.place.node_id, Some(ev.record_id));
             last = ev.pos;
         }
     }
@@ -797,7 +801,12 @@ both_stores!(
         }
         for (i, ev) in got.iter().enumerate() {
             assert_eq!(ev.pos, start + 1 + i64::try_from(i).unwrap());
-            assert_eq!(ev.node_id, Some(city), "node found for event {}", ev.pos);
+            assert_eq!(
+                ev.place.node_id,
+                Some(ev.record_id),
+                "place found for event {}",
+                ev.pos
+            );
         }
         assert_eq!(
             got[..n].iter().map(|e| e.record_id).collect::<Vec<_>>(),
@@ -1247,5 +1256,26 @@ both_stores!(
             count(target.store(), "SELECT count(*) FROM keyring").await,
             1
         );
+    }
+);
+
+both_stores!(
+    resuming_replays_what_was_missed_without_waiting,
+    |t: TestApp| async move {
+        let city = insert_node(t.store(), "成都市", None).await;
+        let after = live::current_pos(&t.app).await.unwrap();
+        let a = insert_node(t.store(), "锦江区", Some(city)).await;
+        let b = insert_node(t.store(), "青羊区", Some(city)).await;
+        // Nothing is written after the stream opens: the replay alone must deliver both.
+        let mut stream = Box::pin(live::stream_since(&t.app, after, |ev| ev.kind == "nodes"));
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let ev = tokio::time::timeout(StdDuration::from_secs(5), stream.next())
+                .await
+                .expect("replayed without a new write")
+                .unwrap();
+            got.push(ev.record_id);
+        }
+        assert_eq!(got, vec![a, b]);
     }
 );

@@ -66,8 +66,49 @@ pub struct ChangeEvent {
     pub record_id: Uuid,
     pub op: Op,
     pub at: DateTime<Utc>,
-    /// The node of the tree the record hangs off, when it has one: live streams filter on it.
+    /// Where the record sits in the tree: live streams filter on it per caller.
+    #[serde(flatten)]
+    pub place: Place,
+}
+
+/// Where a record sits in the tree, read from its image: its node (community or the node it
+/// hangs off), its grid and its household, as far as it has them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Place {
     pub node_id: Option<Uuid>,
+    pub grid_id: Option<Uuid>,
+    pub household_id: Option<Uuid>,
+}
+
+impl Place {
+    pub fn of_image(kind: &str, image: &serde_json::Value) -> Place {
+        let get = |col: &str| {
+            image
+                .get(col)
+                .and_then(serde_json::Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+        };
+        let node_id = if kind == "nodes" {
+            get("id")
+        } else {
+            ["community_id", "node_id", "parent_id"]
+                .iter()
+                .find_map(|c| get(c))
+        };
+        Place {
+            node_id,
+            grid_id: if kind == "grids" {
+                get("id")
+            } else {
+                get("grid_id")
+            },
+            household_id: if kind == "households" {
+                get("id")
+            } else {
+                get("household_id")
+            },
+        }
+    }
 }
 
 /// An entry waiting for its position, gathered during a write.
@@ -78,7 +119,7 @@ pub(crate) struct Pending {
     pub after: Option<serde_json::Value>,
     pub after_ct: Option<Vec<u8>>,
     pub key_id: Option<Uuid>,
-    pub node_id: Option<Uuid>,
+    pub place: Place,
 }
 
 /// Append the pending entries; returns the events to publish after commit.
@@ -128,7 +169,7 @@ pub(crate) fn append(
             record_id: p.record_id,
             op: p.op,
             at,
-            node_id: p.node_id,
+            place: p.place,
         });
     }
     Ok(events)
@@ -141,14 +182,4 @@ pub fn since(conn: &mut dyn Conn, after_pos: i64, limit: i64) -> Result<Vec<Row>
          request_id, at FROM change_log WHERE pos > $1 ORDER BY pos LIMIT $2",
         &params![after_pos, limit],
     )
-}
-
-/// The node a record hangs off, read from its image: used to scope live events.
-pub(crate) fn node_of(row: &Row) -> Option<Uuid> {
-    for col in ["community_id", "node_id", "parent_id"] {
-        if let Ok(Some(id)) = row.get::<Option<Uuid>>(col) {
-            return Some(id);
-        }
-    }
-    None
 }

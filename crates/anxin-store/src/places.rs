@@ -353,14 +353,28 @@ struct NodeInfo {
 
 /// An active node within `reach`; anything else is an invalid reference in `field`.
 fn reachable_node(conn: &mut dyn Conn, reach: &Reach, id: Uuid, field: &str) -> Result<NodeInfo> {
+    node_info(conn, reach, id, field, false)
+}
+
+/// [`reachable_node`], optionally accepting a retired node: a record whose node a division
+/// merge retired stays editable where it is until someone moves it.
+fn node_info(
+    conn: &mut dyn Conn,
+    reach: &Reach,
+    id: Uuid,
+    field: &str,
+    allow_retired: bool,
+) -> Result<NodeInfo> {
     if !reach.contains_node(conn, id)? {
         return Err(StoreError::invalid("record.reference_invalid", field));
     }
+    let sql = if allow_retired {
+        "SELECT level, parent_id FROM nodes WHERE id = $1"
+    } else {
+        "SELECT level, parent_id FROM nodes WHERE id = $1 AND status = 'active'"
+    };
     let row = conn
-        .query_one(
-            "SELECT level, parent_id FROM nodes WHERE id = $1 AND status = 'active'",
-            &[Value::from(id)],
-        )?
+        .query_one(sql, &[Value::from(id)])?
         .ok_or_else(|| StoreError::invalid("record.reference_invalid", field))?;
     Ok(NodeInfo {
         level: row.get("level")?,
@@ -370,27 +384,22 @@ fn reachable_node(conn: &mut dyn Conn, reach: &Reach, id: Uuid, field: &str) -> 
 
 /// A building hangs off a community or a compound; its community follows from that node. A grid,
 /// when given, must be one of that community's. A caller whose reach is a grid may place
-/// buildings in that grid only.
+/// buildings in that grid only. `unmoved`: the building already hangs off this node (which may
+/// have been retired since).
 fn place_building(
     conn: &mut dyn Conn,
     reach: &Reach,
     node_id: Uuid,
     grid_id: Option<Uuid>,
+    unmoved: bool,
 ) -> Result<Uuid> {
     let by_grid = grid_id.is_some_and(|g| reach.grids.contains(&g));
-    let node = if by_grid {
-        reachable_node(
-            conn,
-            &Reach {
-                all: true,
-                ..Reach::default()
-            },
-            node_id,
-            "node_id",
-        )?
-    } else {
-        reachable_node(conn, reach, node_id, "node_id")?
+    let everywhere = Reach {
+        all: true,
+        ..Reach::default()
     };
+    let reach = if by_grid { &everywhere } else { reach };
+    let node = node_info(conn, reach, node_id, "node_id", unmoved)?;
     let community_id = match node.level.as_str() {
         "community" => node_id,
         "compound" => node
@@ -586,7 +595,7 @@ fn load_building(
 
 pub fn create_building(tx: &mut Tx, caller: &Caller, new: &NewBuilding) -> Result<Building> {
     let reach = caller.reach(Permission::WriteBase);
-    let community_id = place_building(tx.conn(), &reach, new.node_id, new.grid_id)?;
+    let community_id = place_building(tx.conn(), &reach, new.node_id, new.grid_id, false)?;
     let id = tx.new_id();
     let now = tx.now();
     let mut cols = vec![("id", id.into())];
@@ -610,7 +619,8 @@ pub fn update_building(
     let current = load_building(tx.conn(), caller, Permission::WriteBase, id)?;
     let next = NewBuilding::from_building(&current).patched(patch)?;
     let reach = caller.reach(Permission::WriteBase);
-    let community_id = place_building(tx.conn(), &reach, next.node_id, next.grid_id)?;
+    let unmoved = next.node_id == current.node_id;
+    let community_id = place_building(tx.conn(), &reach, next.node_id, next.grid_id, unmoved)?;
     let mut cols = next.cols(community_id);
     cols.push(("updated_at", tx.now().into()));
     let row = tx.update("buildings", id, &cols)?;
@@ -1212,7 +1222,8 @@ impl NewFacility {
             self.area_m2 = area("area_m2", v)?;
         }
         if let Some(v) = p.status {
-            self.status = facility_status(v)?;
+            // Absent means active on a new facility; in a patch, null is not a status.
+            self.status = facility_status(Some(required("status", v)?))?;
         }
         if let Some(v) = p.attrs {
             self.attrs = attrs(v)?;
@@ -1653,9 +1664,13 @@ pub fn update_duty(tx: &mut Tx, caller: &Caller, id: Uuid, patch: DutyPatch) -> 
     Duty::from_row(&row)
 }
 
+/// Delete a duty and shred its data key: the holder's phone goes with it, from the change-log
+/// history too.
 pub fn delete_duty(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<()> {
-    load_duty_row(tx.conn(), caller, Permission::WriteBase, id)?;
-    tx.delete("duties", id)
+    let row = load_duty_row(tx.conn(), caller, Permission::WriteBase, id)?;
+    let key_id: Uuid = row.get("key_id")?;
+    tx.delete("duties", id)?;
+    tx.env().keys.shred(tx.conn(), key_id)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -199,6 +199,37 @@ impl Reach {
     }
 }
 
+impl Reach {
+    /// Every node id inside reach (the subtrees of its node grants), for filtering in memory
+    /// (live events). `None` means everything.
+    pub fn expand_nodes(
+        &self,
+        conn: &mut dyn Conn,
+    ) -> Result<Option<std::collections::HashSet<Uuid>>> {
+        if self.all {
+            return Ok(None);
+        }
+        let mut out = std::collections::HashSet::new();
+        if self.nodes.is_empty() {
+            return Ok(Some(out));
+        }
+        let mut params = Vec::new();
+        let pred = self.predicate(
+            conn.dialect(),
+            ScopeCols {
+                node: "n.id",
+                grid: None,
+                household: None,
+            },
+            &mut params,
+        );
+        for r in conn.query(&format!("SELECT n.id FROM nodes n WHERE {pred}"), &params)? {
+            out.insert(r.get("id")?);
+        }
+        Ok(Some(out))
+    }
+}
+
 fn json_ids(ids: &[Uuid]) -> Value {
     Value::Json(serde_json::Value::Array(
         ids.iter()

@@ -182,7 +182,7 @@ impl<'a> Tx<'a> {
             after: None,
             after_ct: None,
             key_id: None,
-            node_id: changelog::node_of(&row),
+            place: changelog::Place::of_image(kind, &row.to_json()),
         });
         Ok(())
     }
@@ -197,6 +197,7 @@ impl<'a> Tx<'a> {
             .then(|| row.get::<Option<Uuid>>("key_id"))
             .transpose()?
             .flatten();
+        let place = changelog::Place::of_image(kind, &image);
         let (after, after_ct) = match key_id {
             Some(k) => {
                 let bytes = serde_json::to_vec(&image)
@@ -216,7 +217,7 @@ impl<'a> Tx<'a> {
             after,
             after_ct,
             key_id,
-            node_id: changelog::node_of(row),
+            place,
         });
         Ok(())
     }
