@@ -17,6 +17,8 @@ pub struct App {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<crate::platform::metrics::Metrics>,
+    /// Request windows per client address and per account (in memory, per process).
+    pub limits: Arc<crate::platform::ratelimit::RateLimits>,
     /// SMS and e-mail channels and the dispatcher's wake-up call.
     pub notifier: Arc<crate::platform::notify::Notifier>,
     /// Job handlers, schedules and the workers' wake-up call.
@@ -77,6 +79,7 @@ impl App {
             config: Arc::new(config),
             clock: opts.clock,
             metrics: Arc::new(crate::platform::metrics::Metrics::new()),
+            limits: Arc::new(crate::platform::ratelimit::RateLimits::default()),
             notifier: Arc::new(notifier),
             jobs: Arc::new(crate::platform::jobs::Jobs::standard()),
         })

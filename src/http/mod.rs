@@ -31,7 +31,15 @@ pub fn table() -> routes::Table {
         .merge(live::routes())
 }
 
+/// The application's router: every route of [`table`], with the form CSRF check and the
+/// per-address rate limit in front of all of them.
 pub fn router(app: App) -> Router {
     let (router, _) = table().into_parts();
-    router.with_state(app)
+    router
+        .layer(axum::middleware::from_fn(guard::form_csrf))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::platform::ratelimit::by_address,
+        ))
+        .with_state(app)
 }

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::Mutex;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Extensions;
@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::app::App;
-use crate::config::Config;
 
 /// Keys kept before expired windows are swept out.
 const SWEEP_AT: usize = 10_000;
@@ -104,26 +103,6 @@ impl Default for RateLimits {
     }
 }
 
-type Registry = Mutex<Vec<(Weak<Config>, Arc<RateLimits>)>>;
-
-/// Limiters by app, while `App` has no field for them. An app is known by its configuration
-/// `Arc`, which every clone shares; entries of dropped apps are swept before each look-up, so a
-/// new app never inherits an old one's counts.
-static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Mutex::new(Vec::new()));
-
-/// The limiters of `app`.
-pub fn for_app(app: &App) -> Arc<RateLimits> {
-    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    reg.retain(|(w, _)| w.strong_count() > 0);
-    let me = Arc::as_ptr(&app.config);
-    if let Some((_, l)) = reg.iter().find(|(w, _)| std::ptr::eq(w.as_ptr(), me)) {
-        return l.clone();
-    }
-    let l = Arc::new(RateLimits::default());
-    reg.push((Arc::downgrade(&app.config), l.clone()));
-    l
-}
-
 /// Marks a request whose address has been counted.
 #[derive(Debug, Clone, Copy)]
 struct AddressCounted;
@@ -140,7 +119,7 @@ pub fn check_address(app: &App, ext: &mut Extensions) -> Result<(), Limited> {
     }
     ext.insert(AddressCounted);
     let key = client_addr(ext).map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
-    for_app(app).by_address.check(
+    app.limits.by_address.check(
         &key,
         app.config.server.rate_per_minute_per_address,
         app.clock.now(),
@@ -150,7 +129,7 @@ pub fn check_address(app: &App, ext: &mut Extensions) -> Result<(), Limited> {
 /// Count a sign-in attempt against an account or phone key (`login:<username>`,
 /// `code:<phone index>`).
 pub fn check_account(app: &App, key: &str) -> Result<(), Limited> {
-    for_app(app).by_account.check(
+    app.limits.by_account.check(
         key,
         app.config.auth.rate_per_minute_per_account,
         app.clock.now(),
