@@ -73,6 +73,21 @@ pub enum ImportCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
+    /// Create a staff account with one grant (bootstraps the first administrators). The
+    /// password is read from ANXIN_NEW_PASSWORD or, when unset, from the first line of stdin.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: String,
+        /// A role: system_admin, security_admin, audit_admin, district_officer, street_officer,
+        /// community_worker, grid_worker, provider, volunteer, inspector.
+        #[arg(long)]
+        role: String,
+        /// Where the grant applies: a division code (e.g. 510104017001) or `grid:<id>`.
+        #[arg(long)]
+        scope: String,
+    },
     /// Re-wrap every data key under the current master key. With a key file (no keys in the
     /// configuration), first generate a new master key and make it current.
     RotateKey {
@@ -204,6 +219,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Command::Demo => Ok(()),
+            Command::Admin(AdminCommand::CreateUser { username, display_name, role, scope }) => {
+                let role: anxin_domain::Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+                let scope = resolve_scope(&app, &scope).await?;
+                let password = match std::env::var("ANXIN_NEW_PASSWORD") {
+                    Ok(p) => p,
+                    Err(_) => {
+                        let mut line = String::new();
+                        std::io::stdin().read_line(&mut line)?;
+                        line.trim_end_matches(['\r', '\n']).to_owned()
+                    }
+                };
+                let id = crate::http::admin::create_staff_user(&app, &username, &display_name, &password, vec![(role, scope)]).await?;
+                println!("created user {username} ({id})");
+                Ok(())
+            }
             Command::Admin(AdminCommand::Backup { out }) => {
                 let r = crate::platform::backup::backup(&app, &out).await?;
                 println!("{r:?}");
@@ -219,6 +249,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Config(_) => Ok(()),
         }
     })
+}
+
+/// A scope given on the command line: a division code or `grid:<id>`.
+pub async fn resolve_scope(app: &App, raw: &str) -> anyhow::Result<anxin_domain::Scope> {
+    use anxin_store::tree::TreeStore;
+    if let Some(id) = raw.strip_prefix("grid:") {
+        return Ok(anxin_domain::Scope::Grid(id.parse().context("grid id")?));
+    }
+    let code = raw.to_owned();
+    let node = app
+        .store
+        .read(move |c, _| c.find_by_code(&anxin_store::scope::Caller::system(), &code))
+        .await
+        .with_context(|| format!("no division with code {raw}"))?;
+    Ok(anxin_domain::Scope::Node(node.id))
 }
 
 async fn serve(app: App, args: ServeArgs) -> anyhow::Result<()> {

@@ -30,6 +30,27 @@ use crate::app::{App, OpenOptions};
 use crate::config::Config;
 
 pub const DEMO_SEED: u64 = 20_260_101;
+/// The password of every demo account (listed in the README). Demo data only.
+pub const DEMO_PASSWORD: &str = "Anxin-demo-2026";
+
+/// One account per staff role: (username, display name, role, where the grant applies).
+pub const DEMO_ACCOUNTS: &[(&str, &str, &str, &str)] = &[
+    ("sysadmin", "系统管理员", "system_admin", "5101"),
+    ("secadmin", "安全管理员", "security_admin", "5101"),
+    ("auditor", "审计管理员", "audit_admin", "5101"),
+    ("district", "锦江区应急管理局", "district_officer", "510104"),
+    ("street", "锦官驿街道应急办", "street_officer", "510104017"),
+    (
+        "worker",
+        "水井坊社区工作者",
+        "community_worker",
+        DEMO_COMMUNITY_CODE,
+    ),
+    ("grid", "一网格网格员", "grid_worker", "grid"),
+    ("provider", "服务商", "provider", DEMO_COMMUNITY_CODE),
+    ("volunteer", "志愿者", "volunteer", DEMO_COMMUNITY_CODE),
+    ("inspector", "第三方验收机构", "inspector", "510104"),
+];
 pub const DEMO_COMMUNITY_CODE: &str = "510104017001";
 
 const SURNAMES: &[&str] = &[
@@ -185,9 +206,36 @@ pub async fn build(app: &App) -> anyhow::Result<String> {
             Ok(count)
         })
         .await?;
+    let first_grid = app
+        .store
+        .read(move |c, _| {
+            Ok(anxin_store::tree::list_grids(c, &Caller::system(), cid)?
+                .first()
+                .map(|g| g.id))
+        })
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("demo grid missing"))?;
+    for (username, display, role, scope) in DEMO_ACCOUNTS {
+        let role: anxin_domain::Role = role.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let scope = if *scope == "grid" {
+            anxin_domain::Scope::Grid(first_grid)
+        } else {
+            crate::cli::resolve_scope(app, scope).await?
+        };
+        crate::http::admin::create_staff_user(
+            app,
+            username,
+            display,
+            DEMO_PASSWORD,
+            vec![(role, scope)],
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("demo account {username}: {e:#}"))?;
+    }
     Ok(format!(
-        "demo ready: {} division changes, 水井坊社区 with 3 grids, 60 households, {people} people",
-        rep.added + rep.renamed + rep.recoded
+        "demo ready: {} division changes, 水井坊社区 with 3 grids, 60 households, {people} people, {} accounts",
+        rep.added + rep.renamed + rep.recoded,
+        DEMO_ACCOUNTS.len()
     ))
 }
 
