@@ -9,6 +9,7 @@ pub mod error;
 pub mod guard;
 pub mod health;
 pub mod live;
+pub mod observe;
 pub mod people;
 pub mod places;
 pub mod routes;
@@ -40,6 +41,10 @@ pub fn router(app: App) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             crate::platform::ratelimit::by_address,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            observe::observe,
         ))
         .with_state(app)
 }

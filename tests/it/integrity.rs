@@ -248,6 +248,43 @@ both_stores!(canary_never_in_plaintext, |t: TestApp| async move {
             }
         }
     }
+    // An export by a worker who may read the person: masked.
+    let base = t.serve().await;
+    let worker = world::user(
+        &t,
+        "worker_a",
+        anxin_store::accounts::UserKind::Staff,
+        Some((
+            anxin_domain::Role::CommunityWorker,
+            anxin_domain::Scope::Node(w.comm_a),
+        )),
+        None,
+    )
+    .await;
+    let csv = crate::support::client()
+        .get(format!("{base}/api/v1/people.csv"))
+        .header("cookie", &worker.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status().as_u16(), 200);
+    let csv = csv.bytes().await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&csv).contains("金丝雀二"),
+        "the export covers the person"
+    );
+    assert_no_canary("CSV export", &csv);
+    // A backup.
+    let backup = t.dir.path().join("backup.jsonl");
+    anxin::platform::backup::backup(&t.app, &backup)
+        .await
+        .unwrap();
+    let bytes = std::fs::read(&backup).unwrap();
+    assert!(
+        String::from_utf8_lossy(&bytes).contains("金丝雀二"),
+        "the backup covers the person"
+    );
+    assert_no_canary("backup", &bytes);
     assert_no_canary("logs", &std::fs::read(&log_path).unwrap_or_default());
 });
 

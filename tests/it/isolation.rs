@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use anxin::http::routes::Serves;
-use anxin_domain::{Role, Scope, Validity};
-use anxin_store::accounts::{self, NewGrant, NewUser, UserKind};
+use anxin_domain::{Role, Scope};
+use anxin_store::accounts::UserKind;
 use anxin_store::scope::Caller;
 use anxin_store::{params, WriteCtx};
 use reqwest::Method;
@@ -16,81 +16,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::support::TestApp;
-use crate::world::{self, World};
-
-struct User {
-    name: &'static str,
-    cookie: String,
-    csrf: String,
-}
-
-/// A user with one grant and a signed-in session (second factor satisfied).
-async fn user(
-    t: &TestApp,
-    name: &'static str,
-    kind: UserKind,
-    grant: Option<(Role, Scope)>,
-    person: Option<Uuid>,
-) -> User {
-    let now = t.clock.now_utc();
-    let (token, csrf) = t
-        .store()
-        .write(WriteCtx::system("matrix"), move |tx| {
-            let sys = Caller::system();
-            let u = accounts::create_user(
-                tx,
-                &sys,
-                &NewUser {
-                    kind,
-                    username: (kind != UserKind::Resident).then(|| name.to_owned()),
-                    display_name: name.to_owned(),
-                    password_hash: (kind != UserKind::Resident).then(|| {
-                        anxin_crypto::hash_password_with(
-                            "matrix-Pass-2026",
-                            &anxin_crypto::PasswordHasherConfig::INSECURE_FAST_FOR_TESTS,
-                        )
-                        .unwrap()
-                    }),
-                    phone: (kind == UserKind::Resident)
-                        .then(|| anxin_domain::Phone::parse("13900000001").unwrap()),
-                },
-            )?;
-            if let Some((role, scope)) = grant {
-                accounts::create_grant(
-                    tx,
-                    &sys,
-                    u.id,
-                    &NewGrant {
-                        role,
-                        scope,
-                        validity: Validity::starting(now),
-                        source_ref: None,
-                    },
-                )?;
-            }
-            if let Some(p) = person {
-                accounts::link_person(tx, &sys, u.id, p)?;
-            }
-            let s = accounts::create_session(tx, u.id, person, true, None)?;
-            Ok((s.token, s.csrf))
-        })
-        .await
-        .unwrap();
-    User {
-        name,
-        cookie: format!("anxin_session={token}"),
-        csrf,
-    }
-}
-
-trait NowUtc {
-    fn now_utc(&self) -> chrono::DateTime<chrono::Utc>;
-}
-impl NowUtc for anxin_domain::ManualClock {
-    fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
-        anxin_domain::Clock::now(self)
-    }
-}
+use crate::world::{self, user, User, World};
 
 async fn call(
     base: &str,

@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod integrity;
 mod isolation;
+mod ops;
 mod people;
 mod places;
 mod platform;

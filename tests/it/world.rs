@@ -2,7 +2,10 @@
 //! with two grids and a household per grid; and callers for each role of the isolation matrix.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use anxin_domain::{Role, ScopeKind};
+use anxin_domain::{Clock, Role, Scope, ScopeKind, Validity};
+use anxin_store::accounts::{self, NewGrant, NewUser, UserKind};
+
+use crate::support::TestApp;
 use anxin_store::people::{self, NewPerson, PersonInput};
 use anxin_store::scope::{ActiveGrant, Caller};
 use anxin_store::{Store, WriteCtx};
@@ -184,5 +187,72 @@ impl World {
     }
     pub fn inspector(&self) -> Caller {
         caller(Role::Inspector, ScopeKind::Node, self.comm_a)
+    }
+}
+
+// ---- signed-in users for HTTP tests ----
+
+pub struct User {
+    pub name: &'static str,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// A user with one grant and a signed-in session (second factor satisfied).
+pub async fn user(
+    t: &TestApp,
+    name: &'static str,
+    kind: UserKind,
+    grant: Option<(Role, Scope)>,
+    person: Option<Uuid>,
+) -> User {
+    let now = t.clock.now();
+    let (token, csrf) = t
+        .store()
+        .write(WriteCtx::system("matrix"), move |tx| {
+            let sys = Caller::system();
+            let u = accounts::create_user(
+                tx,
+                &sys,
+                &NewUser {
+                    kind,
+                    username: (kind != UserKind::Resident).then(|| name.to_owned()),
+                    display_name: name.to_owned(),
+                    password_hash: (kind != UserKind::Resident).then(|| {
+                        anxin_crypto::hash_password_with(
+                            "matrix-Pass-2026",
+                            &anxin_crypto::PasswordHasherConfig::INSECURE_FAST_FOR_TESTS,
+                        )
+                        .unwrap()
+                    }),
+                    phone: (kind == UserKind::Resident)
+                        .then(|| anxin_domain::Phone::parse("13900000001").unwrap()),
+                },
+            )?;
+            if let Some((role, scope)) = grant {
+                accounts::create_grant(
+                    tx,
+                    &sys,
+                    u.id,
+                    &NewGrant {
+                        role,
+                        scope,
+                        validity: Validity::starting(now),
+                        source_ref: None,
+                    },
+                )?;
+            }
+            if let Some(p) = person {
+                accounts::link_person(tx, &sys, u.id, p)?;
+            }
+            let s = accounts::create_session(tx, u.id, person, true, None)?;
+            Ok((s.token, s.csrf))
+        })
+        .await
+        .unwrap();
+    User {
+        name,
+        cookie: format!("anxin_session={token}"),
+        csrf,
     }
 }
