@@ -93,6 +93,14 @@ fn field_err(field: &'static str, e: &anxin_domain::DomainError) -> StoreError {
     StoreError::invalid(e.code(), e.field().unwrap_or(field))
 }
 
+/// Parse a closed-list value (a domain enum), naming `field` when it is not one of the list.
+fn parse_field<T: std::str::FromStr<Err = anxin_domain::DomainError>>(
+    raw: &str,
+    field: &'static str,
+) -> Result<T> {
+    raw.trim().parse().map_err(|e| field_err(field, &e))
+}
+
 fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
@@ -111,16 +119,8 @@ pub fn parse_name(raw: &str) -> Result<String> {
 impl NewPerson {
     pub fn parse(i: &PersonInput) -> Result<Self> {
         let name = parse_name(&i.name)?;
-        let population_type: PopulationType = i
-            .population_type
-            .trim()
-            .parse()
-            .map_err(|e| field_err("population_type", &e))?;
-        let doc_type: DocType = i
-            .doc_type
-            .trim()
-            .parse()
-            .map_err(|e| field_err("doc_type", &e))?;
+        let population_type: PopulationType = parse_field(&i.population_type, "population_type")?;
+        let doc_type: DocType = parse_field(&i.doc_type, "doc_type")?;
         let document = Document::parse(doc_type, non_empty(&i.doc_number).unwrap_or(""))
             .map_err(|e| field_err("doc_number", &e))?;
         let phone = non_empty(&i.phone)
@@ -444,7 +444,7 @@ pub fn update_person(
         cols.push(("name", parse_name(n)?.into()));
     }
     if let Some(s) = &patch.sex {
-        let sex: Sex = s.trim().parse().map_err(|e| field_err("sex", &e))?;
+        let sex: Sex = parse_field(s, "sex")?;
         cols.push(("sex", sex.as_str().into()));
     }
     if let Some(b) = &patch.birth_date {
@@ -455,10 +455,7 @@ pub fn update_person(
         cols.push(("birth_date", d.into()));
     }
     if let Some(t) = &patch.population_type {
-        let t: PopulationType = t
-            .trim()
-            .parse()
-            .map_err(|e| field_err("population_type", &e))?;
+        let t: PopulationType = parse_field(t, "population_type")?;
         cols.push(("population_type", t.as_str().into()));
     }
     if let Some(g) = patch.grid_id {
@@ -471,13 +468,10 @@ pub fn update_person(
     if patch.doc_number.is_some() || patch.doc_type.is_some() || patch.phone.is_some() {
         // Re-seal both sealed fields together so they always share the record's key.
         let current_doc_type: String = row.get("doc_type")?;
-        let doc_type: DocType = patch
-            .doc_type
-            .as_deref()
-            .unwrap_or(&current_doc_type)
-            .trim()
-            .parse()
-            .map_err(|e| field_err("doc_type", &e))?;
+        let doc_type: DocType = parse_field(
+            patch.doc_type.as_deref().unwrap_or(&current_doc_type),
+            "doc_type",
+        )?;
         let number = match &patch.doc_number {
             Some(n) => n.clone(),
             None => match row.get::<Option<Vec<u8>>>("doc_ct")? {
@@ -923,16 +917,8 @@ const VULN_COLS: ScopeCols<'static> = ScopeCols {
 };
 
 pub fn add_vulnerable(tx: &mut Tx, caller: &Caller, i: &VulnerableInput) -> Result<Uuid> {
-    let category: VulnerableCategory = i
-        .category
-        .trim()
-        .parse()
-        .map_err(|e| field_err("category", &e))?;
-    let channel: ContactChannel = i
-        .contact_channel
-        .trim()
-        .parse()
-        .map_err(|e| field_err("contact_channel", &e))?;
+    let category: VulnerableCategory = parse_field(&i.category, "category")?;
+    let channel: ContactChannel = parse_field(&i.contact_channel, "contact_channel")?;
     let reach = caller.reach(Permission::WriteVulnerable);
     let mut params = params![i.person_id].to_vec();
     let pred = reach.predicate(tx.dialect(), PEOPLE_COLS, &mut params);
