@@ -523,3 +523,36 @@ fn newest_release_is_the_latest_migration() {
         .collect();
     assert_eq!(versions, sqlite, "both backends have the same migrations");
 }
+
+/// The demo gives the same records, ids included, on every run.
+#[test]
+fn demo_is_deterministic() {
+    let mut snapshots = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+        let config = support::config_for(&url, dir.path());
+        anxin::demo::build_seeded(&config).unwrap();
+        let app = App::open(config, OpenOptions::default()).unwrap();
+        let snap = app
+            .store
+            .read_blocking(|c, _| {
+                let mut out = Vec::new();
+                for sql in [
+                    "SELECT id || ':' || name FROM people ORDER BY id",
+                    "SELECT id || ':' || name FROM nodes ORDER BY id",
+                    "SELECT id || ':' || username FROM users ORDER BY id",
+                    "SELECT id || ':' || person_id FROM vulnerable ORDER BY id",
+                ] {
+                    for r in c.query(sql, &[])? {
+                        out.push(r.values()[0].to_json().to_string());
+                    }
+                }
+                Ok(out)
+            })
+            .unwrap();
+        assert!(snap.len() > 3329 + 100, "{}", snap.len());
+        snapshots.push(snap);
+    }
+    assert_eq!(snapshots[0], snapshots[1]);
+}

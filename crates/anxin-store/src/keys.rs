@@ -43,6 +43,7 @@ impl Keys {
         ring: KeyRing,
         alg: Algorithm,
         now: chrono::DateTime<chrono::Utc>,
+        new_id: Uuid,
     ) -> Result<Self> {
         let row = conn.query_one(
             "SELECT key_id, kek_id, wrapped FROM keyring WHERE name = $1",
@@ -58,7 +59,7 @@ impl Keys {
                 ring.unwrap_blind_index_key(id, &w)?
             }
             None => {
-                let id = Uuid::now_v7();
+                let id = new_id;
                 let key = BlindIndexKey::generate();
                 let w = ring.wrap_blind_index_key(id, &key)?;
                 conn.execute(

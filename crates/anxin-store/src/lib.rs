@@ -142,7 +142,13 @@ impl Store {
                     },
                     |conn| {
                         migrate::migrate(conn, migrate_upto)?;
-                        keys_slot = Some(Keys::bootstrap(conn, keyring, algorithm, now)?);
+                        keys_slot = Some(Keys::bootstrap(
+                            conn,
+                            keyring,
+                            algorithm,
+                            now,
+                            ids.new_id(),
+                        )?);
                         Ok(())
                     },
                 )?;
@@ -155,7 +161,13 @@ impl Store {
                     let pg::PgEntry { client, stmts } = &mut *entry;
                     let mut c = pg::PgConn { client, stmts };
                     migrate::migrate(&mut c, migrate_upto)?;
-                    keys_slot = Some(Keys::bootstrap(&mut c, keyring, algorithm, now)?);
+                    keys_slot = Some(Keys::bootstrap(
+                        &mut c,
+                        keyring,
+                        algorithm,
+                        now,
+                        ids.new_id(),
+                    )?);
                 }
                 Engine::Postgres(e)
             }
