@@ -220,9 +220,15 @@ impl Config {
         if let Some(p) = file {
             f = f.merge(Toml::file_exact(p));
         }
-        f.merge(Env::prefixed("ANXIN_").split("__"))
-            .extract()
-            .map_err(Box::new)
+        // Only ANXIN_<SECTION>__<KEY> is configuration; other ANXIN_ variables (ANXIN_CONFIG,
+        // ANXIN_NEW_PASSWORD, ANXIN_TEST_PG) belong to the command line and the tests.
+        f.merge(
+            Env::prefixed("ANXIN_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        )
+        .extract()
+        .map_err(Box::new)
     }
 
     /// Check what types cannot: values in range.

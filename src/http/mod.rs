@@ -27,6 +27,7 @@ pub fn table() -> routes::Table {
         .merge(health::routes())
         .merge(tree::routes())
         .merge(people::routes())
+        .merge(places::routes())
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(live::routes())

@@ -556,3 +556,20 @@ fn demo_is_deterministic() {
     }
     assert_eq!(snapshots[0], snapshots[1]);
 }
+
+/// Environment overrides reach the configuration; other ANXIN_ variables are left alone.
+#[test]
+fn environment_overrides_configuration() {
+    std::env::set_var("ANXIN_DATABASE__URL", "postgres://anxin@127.0.0.1/anxin");
+    std::env::set_var("ANXIN_AUTH__LOCKOUT_THRESHOLD", "7");
+    std::env::set_var("ANXIN_NEW_PASSWORD", "not configuration");
+    std::env::set_var("ANXIN_CONFIG", "/nonexistent.toml");
+    let c = anxin::config::Config::load(None).unwrap();
+    assert_eq!(c.database.url, "postgres://anxin@127.0.0.1/anxin");
+    assert_eq!(c.auth.lockout_threshold, 7);
+    std::env::set_var("ANXIN_AUTH__NO_SUCH_KEY", "1");
+    assert!(
+        anxin::config::Config::load(None).is_err(),
+        "a misspelt key is an error, not ignored"
+    );
+}

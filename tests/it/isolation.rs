@@ -80,6 +80,81 @@ async fn a1_records(t: &TestApp, w: &World) -> HashMap<&'static str, Uuid> {
     ])
 }
 
+/// A building (grid A1) with a unit and a dwelling, a located facility and a duty with a phone,
+/// all in community A.
+async fn a1_places(t: &TestApp, w: &World) -> HashMap<&'static str, Uuid> {
+    use anxin_store::places::{self as pl, *};
+    let (comm_a, grid_a1) = (w.comm_a, w.grid_a1);
+    t.store()
+        .write(WriteCtx::system("matrix-places"), move |tx| {
+            let sys = Caller::system();
+            let b = pl::create_building(
+                tx,
+                &sys,
+                &NewBuilding::parse(BuildingInput {
+                    node_id: Some(comm_a),
+                    grid_id: Some(grid_a1),
+                    name: Some("A1栋".into()),
+                    ..BuildingInput::default()
+                })?,
+            )?;
+            let u = pl::create_unit(
+                tx,
+                &sys,
+                b.id,
+                &NewUnit::parse(UnitInput {
+                    name: Some("1单元".into()),
+                })?,
+            )?;
+            let d = pl::create_dwelling(
+                tx,
+                &sys,
+                b.id,
+                &NewDwelling::parse(DwellingInput {
+                    unit_id: Some(u.id),
+                    number: Some("101".into()),
+                    ..DwellingInput::default()
+                })?,
+            )?;
+            let f = pl::create_facility(
+                tx,
+                &sys,
+                &NewFacility::parse(FacilityInput {
+                    node_id: Some(comm_a),
+                    kind: Some("shelter".into()),
+                    name: Some("A1广场".into()),
+                    capacity: Some(100),
+                    location: Some(LocationInput {
+                        lon: Some(104.09),
+                        lat: Some(30.66),
+                        crs: Some("gcj02".into()),
+                    }),
+                    ..FacilityInput::default()
+                })?,
+            )?;
+            let du = pl::create_duty(
+                tx,
+                &sys,
+                &NewDuty::parse(DutyInput {
+                    node_id: Some(comm_a),
+                    duty: Some("防汛值班".into()),
+                    responsible: Some("张三".into()),
+                    phone: Some("13812345678".into()),
+                    ..DutyInput::default()
+                })?,
+            )?;
+            Ok(HashMap::from([
+                ("buildings", b.id),
+                ("units", u.id),
+                ("dwellings", d.id),
+                ("facilities", f.id),
+                ("duties", du.id),
+            ]))
+        })
+        .await
+        .unwrap()
+}
+
 /// A body for creating something inside community A, per collection path.
 fn sample_body(path: &str, w: &World) -> Option<Value> {
     Some(match path {
@@ -98,6 +173,21 @@ fn sample_body(path: &str, w: &World) -> Option<Value> {
             json!({ "name": "闯入网格" })
         }
         "/api/v1/people/{id}/unmask" => json!({}),
+        "/api/v1/buildings" => {
+            json!({ "node_id": w.comm_a, "grid_id": w.grid_a1, "name": "闯入楼" })
+        }
+        "/api/v1/buildings/{id}" => json!({ "name": "闯入楼" }),
+        "/api/v1/buildings/{id}/units" | "/api/v1/units/{id}" => json!({ "name": "闯入单元" }),
+        "/api/v1/buildings/{id}/dwellings" | "/api/v1/dwellings/{id}" => json!({ "number": "999" }),
+        "/api/v1/facilities" => {
+            json!({ "node_id": w.comm_a, "kind": "hydrant", "name": "闯入设施" })
+        }
+        "/api/v1/facilities/{id}" => json!({ "name": "闯入设施" }),
+        "/api/v1/duties" => {
+            json!({ "node_id": w.comm_a, "duty": "闯入", "responsible": "闯入者" })
+        }
+        "/api/v1/duties/{id}" => json!({ "duty": "闯入" }),
+        "/api/v1/duties/{id}/unmask" => json!({}),
         "/api/v1/people/{id}" => json!({ "name": "改名" }),
         _ => return None,
     })
@@ -221,7 +311,8 @@ async fn matrix(t: &TestApp) {
         })
         .await
         .unwrap();
-    let records = a1_records(t, &w).await;
+    let mut records = a1_records(t, &w).await;
+    records.extend(a1_places(t, &w).await);
 
     let insider = user(
         t,
@@ -403,6 +494,21 @@ async fn matrix(t: &TestApp) {
         .await
         .unwrap();
     assert_eq!(n, 0);
+    let n = t
+        .store()
+        .read(|c, _| {
+            c.query_i64(
+                "SELECT (SELECT count(*) FROM buildings WHERE name = '闯入楼') \
+                 + (SELECT count(*) FROM units WHERE name = '闯入单元') \
+                 + (SELECT count(*) FROM dwellings WHERE number = '999') \
+                 + (SELECT count(*) FROM facilities WHERE name = '闯入设施') \
+                 + (SELECT count(*) FROM duties WHERE duty = '闯入')",
+                &[],
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "an outsider's write landed in places");
 }
 
 both_stores!(route_matrix, |t: TestApp| async move {

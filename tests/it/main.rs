@@ -6,6 +6,7 @@
 mod support;
 
 mod auth;
+mod crash;
 mod integrity;
 mod isolation;
 mod ops;
