@@ -36,13 +36,20 @@ pub enum Command {
     #[command(subcommand)]
     Import(ImportCommand),
     /// Build the demo data set (idempotent: does nothing when it is already there).
-    Demo,
+    Demo(DemoArgs),
     /// Administration.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many people to generate, spread over 锦江区 as the default 100,000 are (benchmarks).
+    #[arg(long, default_value_t = crate::demo::DEFAULT_PEOPLE)]
+    pub people: usize,
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +76,30 @@ pub enum ImportCommand {
         #[arg(long, default_value = "nbs-2023")]
         source: String,
     },
+    /// People with households (one row per person), CSV or XLSX.
+    People(ListImportArgs),
+    /// Buildings, CSV or XLSX.
+    Buildings(ListImportArgs),
+    /// Dwellings, CSV or XLSX.
+    Dwellings(ListImportArgs),
+    /// Vulnerable people (by document number or person id), CSV or XLSX.
+    Vulnerable(ListImportArgs),
+    /// Facilities, CSV or XLSX.
+    Facilities(ListImportArgs),
+}
+
+/// Arguments of a list import.
+#[derive(Debug, Args)]
+pub struct ListImportArgs {
+    /// The file: .csv (UTF-8, with or without BOM) or .xlsx (first sheet).
+    #[arg(long)]
+    pub file: PathBuf,
+    /// The community's 12-digit statistical code.
+    #[arg(long)]
+    pub community: String,
+    /// Import the valid rows even when others are wrong (by default any error writes nothing).
+    #[arg(long)]
+    pub valid_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,12 +210,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         return rotate_key(&mut config, *drop_old);
     }
     let demo_first = matches!(&cli.command, Command::Serve(ServeArgs { demo: true, .. }));
-    if matches!(cli.command, Command::Demo) || demo_first {
+    if let Command::Demo(DemoArgs { people }) = &cli.command {
+        println!("{}", crate::demo::build_seeded_with(&config, *people)?);
+        return Ok(());
+    }
+    if demo_first {
         let summary = crate::demo::build_seeded(&config)?;
         println!("{summary}");
-        if !demo_first {
-            return Ok(());
-        }
     }
     // Opening may use the blocking PostgreSQL client, which must not run inside the runtime.
     let app = App::open(config, OpenOptions::default())?;
@@ -218,7 +250,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     Err(e) => Err(e.into()),
                 }
             }
-            Command::Demo => Ok(()),
+            Command::Import(ImportCommand::People(a)) => {
+                import_list(&app, crate::io::Kind::People, a).await
+            }
+            Command::Import(
+                ImportCommand::Buildings(_)
+                | ImportCommand::Dwellings(_)
+                | ImportCommand::Vulnerable(_)
+                | ImportCommand::Facilities(_),
+            ) => anyhow::bail!("this import is not implemented yet; only `anxin import people` is"),
+            Command::Demo(_) => Ok(()),
             Command::Admin(AdminCommand::CreateUser { username, display_name, role, scope }) => {
                 let role: anxin_domain::Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
                 let scope = resolve_scope(&app, &scope).await?;
@@ -264,6 +305,102 @@ pub async fn resolve_scope(app: &App, raw: &str) -> anyhow::Result<anxin_domain:
         .await
         .with_context(|| format!("no division with code {raw}"))?;
     Ok(anxin_domain::Scope::Node(node.id))
+}
+
+/// `anxin import people …`: read the file, import with a progress bar on stderr (hidden when
+/// stderr is not a terminal), print the report.
+async fn import_list(app: &App, kind: crate::io::Kind, a: ListImportArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    use std::sync::atomic::Ordering;
+    let format = crate::io::Format::from_path(&a.file)
+        .ok_or_else(|| anyhow::anyhow!("--file: use a .csv or .xlsx file"))?;
+    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let scope = resolve_scope(app, &a.community).await?;
+    let anxin_domain::Scope::Node(community) = scope else {
+        anyhow::bail!("--community: give a community's statistical code");
+    };
+    let started = std::time::Instant::now();
+    let sheet =
+        tokio::task::spawn_blocking(move || crate::io::sheet::read(&bytes, format)).await??;
+    let progress = std::sync::Arc::new(crate::io::Progress::default());
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let watch = {
+        let (bar, p) = (bar.clone(), progress.clone());
+        tokio::spawn(async move {
+            loop {
+                let total = p.total.load(Ordering::Relaxed);
+                let v = p.validated.load(Ordering::Relaxed);
+                let w = p.written.load(Ordering::Relaxed);
+                bar.set_length(total);
+                if v < total || w == 0 {
+                    bar.set_message("校验 validating");
+                    bar.set_position(v);
+                } else {
+                    bar.set_message("写入 writing");
+                    bar.set_position(w);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let opts = crate::io::people::Options::new(community, a.valid_only);
+    let res = match kind {
+        crate::io::Kind::People => {
+            crate::io::people::import(
+                &app.store,
+                anxin_store::WriteCtx::system("cli-import"),
+                &anxin_store::scope::Caller::system(),
+                sheet,
+                &opts,
+                progress,
+            )
+            .await
+        }
+        _ => {
+            watch.abort();
+            anyhow::bail!("this import is not implemented yet");
+        }
+    };
+    watch.abort();
+    bar.finish_and_clear();
+    let report = res?;
+    let secs = started.elapsed().as_secs_f64();
+    let entry = anxin_store::audit::AuditEntry::new("import")
+        .target("node", community)
+        .detail(serde_json::json!({
+            "kind": kind.as_str(), "rows": report.rows, "imported": report.imported,
+            "errors": report.errors.len(), "valid_only": a.valid_only, "via": "cli",
+        }));
+    app.store
+        .write(anxin_store::WriteCtx::system("cli-import"), move |tx| {
+            anxin_store::audit::record(tx, entry).map(|_| ())
+        })
+        .await?;
+    for e in &report.errors {
+        println!("第 {} 行 [{}] {} ({})", e.row, e.column, e.message, e.code);
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rate = report.imported as f64 / secs.max(1e-9);
+    println!(
+        "rows {} valid {} imported {} households_created {} errors {} seconds {secs:.3} rows_per_sec {rate:.0}",
+        report.rows,
+        report.valid,
+        report.imported,
+        report.households_created,
+        report.errors.len(),
+    );
+    if !report.errors.is_empty() && !report.written {
+        anyhow::bail!("{} errors; nothing was imported", report.errors.len());
+    }
+    Ok(())
 }
 
 async fn serve(app: App, args: ServeArgs) -> anyhow::Result<()> {

@@ -1,35 +1,66 @@
 //! `anxin demo`: a deterministic demo data set on the real Chengdu tree.
 //!
-//! Deterministic: the demo opens the store with a seeded id generator and a fixed clock, so the
-//! same command gives the same records (ids included) on every machine. It is idempotent: a
-//! database that already has the demo community is left alone.
+//! Deterministic: the demo opens the store with a seeded id generator and a fixed clock, and every
+//! random choice comes from a ChaCha generator seeded per community, so the same command gives the
+//! same records (ids included) on every machine. Idempotent: a community that has grids is
+//! skipped, as are accounts that exist, so a second run does nothing. Each community is written
+//! as one write for its structure (grids, compounds, buildings, dwellings, facilities) and then
+//! writes of [`HOUSEHOLDS_PER_WRITE`] households (people, memberships, vulnerable people); a run
+//! interrupted in the middle of a community leaves that community partial (start from a fresh
+//! database then).
 //!
-//! Part 1 builds the tree (20 districts, 261 streets, 3,047 communities) and one realistic
-//! community, 锦江区 水井坊社区, with grids, buildings, households, people, vulnerable people and
-//! facilities. Rates used below:
-//! - floating population: 成都市第七次全国人口普查公报 (2021) counts 8,453,000 people living away
-//!   from their registered township in a resident population of 20,937,757 (≈40%); a central
-//!   urban community such as 水井坊 sits near that share, we use 35%.
-//! - elderly living alone: 2020 census, Sichuan households of one person aged 65+ ≈ 6% of
-//!   households; we flag 6% of households' eldest member when aged 65+.
-//! - disability: 第二次全国残疾人抽样调查 (2006) prevalence 6.34%; certified (持证) rate is lower,
-//!   we use 2.5%.
+//! It builds the whole of 锦江区 (510104: every street and community of the 2023 statistical
+//! division list in `fixtures/divisions/chengdu`) with [`DEFAULT_PEOPLE`] people, or
+//! `anxin demo --people N`. Rates, with their sources (all approximate, rounded; the demo is
+//! illustrative, not a statistical model of any real community):
+//! - Size: 锦江区's resident population was 902,933 in the 2020 census (成都市第七次全国人口普查
+//!   公报, 2021); the default demo is about one ninth of it, spread over the district's
+//!   communities with weights 0.6–1.4.
+//! - Household size: Chengdu's average family household size was about 2.3 people in the 2020
+//!   census (成都市第七次全国人口普查公报: 2.30); the size mix below (28% one person, 34% two,
+//!   24% three, 9% four, 5% five) has mean ≈2.29.
+//! - Age structure: Chengdu 2020 census, 0–14 ≈13.3%, 15–59 ≈68.7%, 60+ ≈18.0% of which 65+
+//!   ≈13.6% (成都市第七次全国人口普查公报).
+//! - Floating population: the same bulletin counts about 8.45 million 流动人口 in a resident
+//!   population of 20,937,757 (≈40%); central districts such as 锦江 are near that share, we use
+//!   38% of households (people registered elsewhere, documents from other regions), plus 4%
+//!   寄住人口 (registered in Chengdu, living here).
+//! - Disability: 第二次全国残疾人抽样调查 (2006) prevalence 6.34%; we flag 6.34% of people as
+//!   `disabled`, with a higher rate for the elderly (the survey found most disabled people are
+//!   60+): 3.5% under 60, 15% at 60+, which averages ≈6.3% on the age structure above.
+//! - Elderly living alone: every one-person household whose member is 65+ (the 2020 census
+//!   counts such households separately; nationally they were ≈6% of family households, which our
+//!   household and age mix reproduces approximately).
+//! - Pregnancy: Chengdu's 2020 birth rate was about 6.9‰; a pregnancy lasts ≈0.75 year, so about
+//!   5‰ of people are pregnant at any time: we flag women aged 20–44 with probability 2.7%.
+//! - Facilities per community: one shelter (capacity ≈ 1 place per 2 residents, within the
+//!   1.5 m²/person of GB 21734-2008 for a community shelter's area), one supply depot, one medical
+//!   point (社区卫生服务站), one convertible (平急两用) space, and two hydrants per compound
+//!   (GB 50974-2014 spaces outdoor hydrants at most 120 m apart).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use anxin_domain::{gb11643_check_digit, ManualClock, SeededIdGen};
 use anxin_store::people::{self, PersonInput, VulnerableInput};
+use anxin_store::places::{self, BuildingInput, DwellingInput, FacilityInput, LocationInput};
 use anxin_store::scope::Caller;
 use anxin_store::tree::{self, TreeStore};
 use anxin_store::WriteCtx;
-use chrono::TimeZone;
+use chrono::{Datelike, NaiveDate, TimeZone};
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use uuid::Uuid;
 
 use crate::app::{App, OpenOptions};
 use crate::config::Config;
 
 pub const DEMO_SEED: u64 = 20_260_101;
+/// People in the default demo (about one ninth of 锦江区's 902,933 residents).
+pub const DEFAULT_PEOPLE: usize = 100_000;
+/// The district the demo fills.
+pub const DEMO_DISTRICT_CODE: &str = "510104";
 /// The password of every demo account (listed in the README). Demo data only.
 pub const DEMO_PASSWORD: &str = "Anxin-demo-2026";
 
@@ -52,24 +83,115 @@ pub const DEMO_ACCOUNTS: &[(&str, &str, &str, &str)] = &[
     ("inspector", "第三方验收机构", "inspector", "510104"),
 ];
 pub const DEMO_COMMUNITY_CODE: &str = "510104017001";
+/// The grid of 水井坊社区 the `grid` account works on.
+pub const DEMO_GRID_NAME: &str = "一网格";
 
-const SURNAMES: &[&str] = &[
-    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
-    "何", "林", "罗", "高", "欧阳", "司马",
+/// 锦江区's approximate extent (WGS84): every demo location lies inside.
+const LON: (f64, f64) = (104.06, 104.14);
+const LAT: (f64, f64) = (30.57, 30.67);
+
+/// Common surnames, most frequent first (weights roughly follow their national frequency).
+const SURNAMES: &[(&str, u32)] = &[
+    ("王", 72),
+    ("李", 71),
+    ("张", 68),
+    ("刘", 54),
+    ("陈", 46),
+    ("杨", 32),
+    ("黄", 24),
+    ("赵", 20),
+    ("吴", 20),
+    ("周", 19),
+    ("徐", 15),
+    ("孙", 15),
+    ("马", 12),
+    ("朱", 12),
+    ("胡", 12),
+    ("郭", 11),
+    ("何", 11),
+    ("林", 10),
+    ("罗", 10),
+    ("高", 10),
+    ("郑", 9),
+    ("梁", 8),
+    ("谢", 8),
+    ("宋", 7),
+    ("唐", 7),
+    ("许", 7),
+    ("韩", 6),
+    ("冯", 6),
+    ("邓", 6),
+    ("曹", 6),
+    ("彭", 5),
+    ("曾", 5),
+    ("肖", 5),
+    ("田", 5),
+    ("董", 5),
+    ("袁", 4),
+    ("潘", 4),
+    ("蒋", 4),
+    ("蔡", 4),
+    ("余", 4),
+    ("杜", 4),
+    ("叶", 4),
+    ("程", 4),
+    ("魏", 3),
+    ("苏", 3),
+    ("吕", 3),
+    ("丁", 3),
+    ("任", 3),
+    ("廖", 3),
+    ("雷", 3),
+    ("欧阳", 1),
+    ("司马", 1),
 ];
 const GIVEN: &[&str] = &[
-    "伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟",
-    "涛", "明", "超", "秀兰", "霞", "平", "刚", "桂英", "建华", "志强", "晓东", "雨桐", "子涵",
-    "浩然", "欣怡",
+    "伟", "芳", "娜", "秀", "英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟",
+    "涛", "明", "超", "兰", "霞", "平", "刚", "桂", "建", "华", "志", "晓", "东", "雨", "桐", "子",
+    "涵", "浩", "然", "欣", "怡", "宇", "轩", "梓", "萱", "思", "睿", "博", "文", "俊", "嘉", "佳",
+    "琪", "晨", "阳", "婷", "雪", "梅", "玉", "红", "海", "波", "林", "鹏", "辉", "斌", "鑫", "宁",
+    "凤", "琴", "云", "蓉", "川", "成", "锦", "蜀", "德", "安", "康",
 ];
+const COMPOUND_SUFFIX: &[&str] = &["小区", "苑", "花园", "公寓", "院落", "家园"];
+const COMPOUND_STEM: &[&str] = &[
+    "锦华", "春熙", "东湖", "合江", "望江", "府河", "芙蓉", "锦城", "水井", "莲桂", "书院", "盐市",
+    "牛沙", "双桂", "静居", "柳江", "三圣", "成龙", "狮子", "沙河",
+];
+/// Regions floating residents come from (county-level GB/T 2260 codes): Sichuan and neighbours.
+const ORIGINS: &[&str] = &[
+    "511302", "511304", "510704", "511102", "511602", "513401", "510502", "511502", "510302",
+    "511702", "511902", "500101", "500112", "530102", "520102", "420102", "610102", "620102",
+];
+/// Household size mix (mean ≈2.29; see the module comment).
+const HH_SIZES: &[(usize, u32)] = &[(1, 28), (2, 34), (3, 24), (4, 9), (5, 5)];
+/// Age bands (from, to inclusive, weight ‰) after the Chengdu 2020 census structure.
+const AGE_BANDS: &[(u32, u32, u32)] = &[
+    (0, 14, 133),
+    (15, 29, 210),
+    (30, 44, 260),
+    (45, 59, 217),
+    (60, 64, 44),
+    (65, 79, 106),
+    (80, 99, 30),
+];
+/// The year "now" is in (the demo's fixed clock).
+const NOW_YEAR: i32 = 2026;
 
-/// Build the demo with its own seeded app (fixed clock and ids), then close it.
-pub fn build_seeded(config: &Config) -> anyhow::Result<String> {
-    let start = chrono::Utc
+fn demo_start() -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    chrono::Utc
         .with_ymd_and_hms(2026, 1, 5, 1, 0, 0)
         .single()
-        .ok_or_else(|| anyhow::anyhow!("demo start time"))?;
-    let clock = ManualClock::new(start);
+        .ok_or_else(|| anyhow::anyhow!("demo start time"))
+}
+
+/// Build the default demo with its own seeded app (fixed clock and ids), then close it.
+pub fn build_seeded(config: &Config) -> anyhow::Result<String> {
+    build_seeded_with(config, DEFAULT_PEOPLE)
+}
+
+/// Build a demo of `people` people with its own seeded app (fixed clock and ids), then close it.
+pub fn build_seeded_with(config: &Config, people: usize) -> anyhow::Result<String> {
+    let clock = ManualClock::new(demo_start()?);
     let ids = Arc::new(SeededIdGen::new(Arc::new(clock.clone()), DEMO_SEED));
     let app = App::open(
         config.clone(),
@@ -82,14 +204,29 @@ pub fn build_seeded(config: &Config) -> anyhow::Result<String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let out = rt.block_on(build(&app));
+    let out = rt.block_on(build_with(&app, people));
     drop(rt);
     drop(app);
     out
 }
 
-/// Build the demo on an open app (idempotent).
+/// Build the default demo on an open app (idempotent).
 pub async fn build(app: &App) -> anyhow::Result<String> {
+    build_with(app, DEFAULT_PEOPLE).await
+}
+
+/// One community to build.
+struct Target {
+    id: Uuid,
+    code: String,
+    name: String,
+    people: usize,
+    center: (f64, f64),
+}
+
+/// Build a demo of about `total_people` people on an open app (idempotent).
+pub async fn build_with(app: &App, total_people: usize) -> anyhow::Result<String> {
+    let started = std::time::Instant::now();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/divisions/chengdu");
     let dir = if Path::new("fixtures/divisions/chengdu").exists() {
         Path::new("fixtures/divisions/chengdu").to_path_buf()
@@ -99,126 +236,94 @@ pub async fn build(app: &App) -> anyhow::Result<String> {
     let rep = crate::divisions::import(app, &dir, None, "nbs-2023")
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let community = app
-        .store
-        .read(|c, _| c.find_by_code(&Caller::system(), DEMO_COMMUNITY_CODE))
-        .await?;
-    let cid = community.id;
-    let existing = app
-        .store
-        .read(move |c, _| {
-            c.query_i64(
-                "SELECT count(*) FROM grids WHERE community_id = $1",
-                &anxin_store::params![cid],
-            )
-        })
-        .await?;
-    if existing > 0 {
-        return Ok(format!(
-            "demo already present ({} division changes applied)",
-            rep.added + rep.renamed + rep.recoded
-        ));
+    let targets = targets(app, total_people).await?;
+    // Document numbers must be unique: the sequence digits come from one counter per
+    // (region, birth date), advanced in community order, so they are deterministic too.
+    let mut seq: HashMap<(&'static str, NaiveDate), u32> = HashMap::new();
+    let (mut built, mut skipped, mut people_n, mut households_n) = (0usize, 0usize, 0usize, 0usize);
+    for (k, t) in targets.iter().enumerate() {
+        let cid = t.id;
+        let existing = app
+            .store
+            .read(move |c, _| {
+                c.query_i64(
+                    "SELECT count(*) FROM grids WHERE community_id = $1",
+                    &anxin_store::params![cid],
+                )
+            })
+            .await?;
+        let plan = plan_community(t, k as u64, &mut seq);
+        if existing > 0 {
+            skipped += 1;
+            continue;
+        }
+        people_n += plan
+            .households
+            .iter()
+            .map(|h| h.members.len())
+            .sum::<usize>();
+        households_n += plan.households.len();
+        // The structure in one write, then households in small writes: SQLite's cost per
+        // statement grows with the size of the open write (its savepoint), so many small
+        // writes are much faster than one large one.
+        let plan = Arc::new(plan);
+        let p = plan.clone();
+        let ids = app
+            .store
+            .write(WriteCtx::system("demo"), move |tx| write_structure(tx, &p))
+            .await
+            .map_err(|e| anyhow::anyhow!("demo community {}: {e}", t.code))?;
+        let ids = Arc::new(ids);
+        let mut from = 0;
+        while from < plan.households.len() {
+            let to = (from + HOUSEHOLDS_PER_WRITE).min(plan.households.len());
+            let (p, i) = (plan.clone(), ids.clone());
+            app.store
+                .write(WriteCtx::system("demo"), move |tx| {
+                    write_households(tx, &p, &i, from..to)
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("demo community {}: {e}", t.code))?;
+            from = to;
+        }
+        built += 1;
+        if built % 10 == 0 {
+            tracing::info!(built, people = people_n, "demo communities built");
+        }
     }
-    let people = app
-        .store
-        .write(WriteCtx::system("demo"), move |tx| {
-            let sys = Caller::system();
-            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(DEMO_SEED);
-            let grids: Vec<_> = ["一网格", "二网格", "三网格"]
-                .iter()
-                .map(|n| tree::create_grid(tx, &sys, cid, n))
-                .collect::<anxin_store::Result<_>>()?;
-            let mut count = 0usize;
-            for (gi, grid) in grids.iter().enumerate() {
-                for hn in 0..20 {
-                    let label = format!("{}-{}-{:02}", gi + 1, hn / 4 + 1, hn % 4 + 1);
-                    let hh = people::create_household(tx, &sys, cid, Some(grid.id), None, &label)?;
-                    let surname = SURNAMES[rng.gen_range(0..SURNAMES.len())];
-                    let size = rng.gen_range(1..=4);
-                    let floating = rng.gen_bool(0.35);
-                    let mut eldest: Option<(uuid::Uuid, i32)> = None;
-                    for m in 0..size {
-                        let year = if m == 0 {
-                            rng.gen_range(1940..1990)
-                        } else {
-                            rng.gen_range(1950..2020)
-                        };
-                        let name = format!("{surname}{}", GIVEN[rng.gen_range(0..GIVEN.len())]);
-                        let doc = demo_id_number(&mut rng, year);
-                        let phone = (year < 2010)
-                            .then(|| format!("13{:09}", rng.gen_range(0..1_000_000_000u32)));
-                        let role = if m == 0 {
-                            "head"
-                        } else if year > 1995 {
-                            "child"
-                        } else {
-                            "spouse"
-                        };
-                        let p = people::NewPerson::parse(&PersonInput {
-                            name,
-                            population_type: if floating { "floating" } else { "registered" }
-                                .into(),
-                            doc_type: "mainland_id".into(),
-                            doc_number: Some(doc),
-                            phone,
-                            community_id: cid,
-                            grid_id: Some(grid.id),
-                            household_id: Some(hh.id),
-                            household_role: Some(role.into()),
-                            ..PersonInput::default()
-                        })?;
-                        let v = people::create_person(tx, &sys, &p)?;
-                        count += 1;
-                        if eldest.is_none_or(|(_, y)| year < y) {
-                            eldest = Some((v.id, year));
-                        }
-                        if rng.gen_bool(0.025) {
-                            people::add_vulnerable(
-                                tx,
-                                &sys,
-                                &VulnerableInput {
-                                    person_id: v.id,
-                                    category: "disabled".into(),
-                                    helper_user_id: None,
-                                    contact_channel: "phone_call".into(),
-                                    notes: None,
-                                },
-                            )?;
-                        }
-                    }
-                    if let Some((pid, year)) = eldest {
-                        if year <= 1961 && (size == 1 || rng.gen_bool(0.06)) {
-                            people::add_vulnerable(
-                                tx,
-                                &sys,
-                                &VulnerableInput {
-                                    person_id: pid,
-                                    category: "elderly_alone".into(),
-                                    helper_user_id: None,
-                                    contact_channel: "no_smartphone".into(),
-                                    notes: Some("每日电话问候".into()),
-                                },
-                            )?;
-                        }
-                    }
-                }
-            }
-            Ok(count)
-        })
-        .await?;
-    let first_grid = app
+    let demo_cid = targets
+        .iter()
+        .find(|t| t.code == DEMO_COMMUNITY_CODE)
+        .map(|t| t.id)
+        .ok_or_else(|| anyhow::anyhow!("demo community {DEMO_COMMUNITY_CODE} missing"))?;
+    let grid = app
         .store
         .read(move |c, _| {
-            Ok(anxin_store::tree::list_grids(c, &Caller::system(), cid)?
-                .first()
+            Ok(tree::list_grids(c, &Caller::system(), demo_cid)?
+                .into_iter()
+                .find(|g| g.name == DEMO_GRID_NAME)
                 .map(|g| g.id))
         })
         .await?
         .ok_or_else(|| anyhow::anyhow!("demo grid missing"))?;
+    let mut accounts = 0;
     for (username, display, role, scope) in DEMO_ACCOUNTS {
+        let name = (*username).to_owned();
+        let exists = app
+            .store
+            .read(move |c, _| {
+                c.query_i64(
+                    "SELECT count(*) FROM users WHERE username = $1",
+                    &anxin_store::params![name],
+                )
+            })
+            .await?;
+        if exists > 0 {
+            continue;
+        }
         let role: anxin_domain::Role = role.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
         let scope = if *scope == "grid" {
-            anxin_domain::Scope::Grid(first_grid)
+            anxin_domain::Scope::Grid(grid)
         } else {
             crate::cli::resolve_scope(app, scope).await?
         };
@@ -231,21 +336,557 @@ pub async fn build(app: &App) -> anyhow::Result<String> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("demo account {username}: {e:#}"))?;
+        accounts += 1;
+    }
+    if built == 0 && accounts == 0 {
+        return Ok(format!(
+            "demo already present ({} division changes applied)",
+            rep.added + rep.renamed + rep.recoded
+        ));
     }
     Ok(format!(
-        "demo ready: {} division changes, 水井坊社区 with 3 grids, 60 households, {people} people, {} accounts",
+        "demo ready in {:.1} s: {} division changes, 锦江区 {built} communities built ({skipped} already there), {households_n} households, {people_n} people, {accounts} accounts",
+        started.elapsed().as_secs_f64(),
         rep.added + rep.renamed + rep.recoded,
-        DEMO_ACCOUNTS.len()
     ))
 }
 
-/// A valid mainland ID number (GB 11643 check digit) in 锦江区 for a birth year.
-fn demo_id_number(rng: &mut impl Rng, year: i32) -> String {
+/// 锦江区's communities in code order, each with its share of the people and a centre.
+async fn targets(app: &App, total: usize) -> anyhow::Result<Vec<Target>> {
+    let district = DEMO_DISTRICT_CODE;
+    let rows = app
+        .store
+        .read(move |c, _| {
+            let d = c.find_by_code(&Caller::system(), district)?;
+            let mut out = Vec::new();
+            for street in c.children(&Caller::system(), d.id)? {
+                for comm in c.children(&Caller::system(), street.id)? {
+                    out.push((
+                        comm.id,
+                        comm.code.clone().unwrap_or_default(),
+                        comm.name.clone(),
+                    ));
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    let mut rows = rows;
+    rows.sort_by(|a, b| a.1.cmp(&b.1));
+    if rows.is_empty() {
+        anyhow::bail!("no communities under {district}");
+    }
+    let mut rng = ChaCha20Rng::seed_from_u64(DEMO_SEED);
+    let weights: Vec<f64> = rows.iter().map(|_| rng.gen_range(0.6..1.4)).collect();
+    let sum: f64 = weights.iter().sum();
+    // Street centres spread over the district, communities around their street's centre.
+    let mut street_centres: HashMap<String, (f64, f64)> = HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    let mut assigned = 0usize;
+    for (i, (id, code, name)) in rows.into_iter().enumerate() {
+        let street = code.get(..9).unwrap_or(&code).to_owned();
+        let sc = *street_centres.entry(street).or_insert_with(|| {
+            (
+                rng.gen_range(LON.0 + 0.012..LON.1 - 0.012),
+                rng.gen_range(LAT.0 + 0.012..LAT.1 - 0.012),
+            )
+        });
+        let center = (
+            (sc.0 + rng.gen_range(-0.008..0.008)).clamp(LON.0 + 0.004, LON.1 - 0.004),
+            (sc.1 + rng.gen_range(-0.008..0.008)).clamp(LAT.0 + 0.004, LAT.1 - 0.004),
+        );
+        let people = if i + 1 == weights.len() {
+            total.saturating_sub(assigned)
+        } else {
+            ((total as f64) * weights[i] / sum).round() as usize
+        };
+        assigned += people;
+        out.push(Target {
+            id,
+            code,
+            name,
+            people,
+            center,
+        });
+    }
+    Ok(out)
+}
+
+struct PersonPlan {
+    name: String,
+    doc: String,
+    phone: Option<String>,
+    population_type: &'static str,
+    role: &'static str,
+    vulnerable: Vec<(&'static str, &'static str, Option<&'static str>)>,
+}
+
+struct HouseholdPlan {
+    grid: usize,
+    building: usize,
+    dwelling: usize,
+    label: String,
+    members: Vec<PersonPlan>,
+}
+
+struct BuildingPlan {
+    compound: usize,
+    grid: usize,
+    name: String,
+    address: String,
+    floors: i64,
+    lon: f64,
+    lat: f64,
+    /// (door number, floor, area m²)
+    dwellings: Vec<(String, i64, f64)>,
+}
+
+struct FacilityPlan {
+    kind: &'static str,
+    name: String,
+    lon: f64,
+    lat: f64,
+    capacity: Option<i64>,
+    area_m2: Option<f64>,
+}
+
+struct CommunityPlan {
+    community_id: Uuid,
+    grids: Vec<String>,
+    compounds: Vec<String>,
+    buildings: Vec<BuildingPlan>,
+    households: Vec<HouseholdPlan>,
+    facilities: Vec<FacilityPlan>,
+}
+
+fn pick_weighted<T: Copy>(rng: &mut impl Rng, items: &[(T, u32)]) -> T {
+    let total: u32 = items.iter().map(|(_, w)| w).sum();
+    let mut x = rng.gen_range(0..total.max(1));
+    for (v, w) in items {
+        if x < *w {
+            return *v;
+        }
+        x -= w;
+    }
+    items[0].0
+}
+
+fn age(rng: &mut impl Rng, adult: bool) -> u32 {
+    loop {
+        let total: u32 = AGE_BANDS.iter().map(|b| b.2).sum();
+        let mut x = rng.gen_range(0..total);
+        for &(from, to, w) in AGE_BANDS {
+            if x < w {
+                let a = rng.gen_range(from..=to);
+                if !adult || a >= 18 {
+                    return a;
+                }
+                break;
+            }
+            x -= w;
+        }
+    }
+}
+
+fn chinese_number(n: usize) -> String {
+    const D: [&str; 10] = ["零", "一", "二", "三", "四", "五", "六", "七", "八", "九"];
+    match n {
+        0..=9 => D[n].to_owned(),
+        10 => "十".to_owned(),
+        11..=19 => format!("十{}", D[n % 10]),
+        20..=99 => format!(
+            "{}十{}",
+            D[n / 10],
+            if n % 10 == 0 { "" } else { D[n % 10] }
+        ),
+        _ => n.to_string(),
+    }
+}
+
+/// Everything one community gets, from its own seeded generator (pure: no I/O).
+fn plan_community(
+    t: &Target,
+    index: u64,
+    seq: &mut HashMap<(&'static str, NaiveDate), u32>,
+) -> CommunityPlan {
+    let mut rng = ChaCha20Rng::seed_from_u64(DEMO_SEED ^ (index + 1).wrapping_mul(0x9E37_79B9));
+    let short = t
+        .name
+        .trim_end_matches("居委会")
+        .trim_end_matches("社区")
+        .to_owned();
+    // Households first (sizes from the census mix until the community's people are placed).
+    let mut sizes = Vec::new();
+    let mut placed = 0usize;
+    while placed < t.people {
+        let s = pick_weighted(&mut rng, HH_SIZES).min(t.people - placed);
+        sizes.push(s);
+        placed += s;
+    }
+    let n_households = sizes.len();
+    // A grid serves roughly 300 households in Chengdu's urban grids; at least three per
+    // community, at most twelve.
+    let n_grids = (n_households / 300).clamp(3, 12);
+    let grids: Vec<String> = (1..=n_grids)
+        .map(|i| format!("{}网格", chinese_number(i)))
+        .collect();
+    // Buildings: old 6–7 storey blocks and newer 18–33 storey towers, 2–4 doors a floor; about
+    // 8% of dwellings stand empty.
+    let n_compounds = (n_households / 250).clamp(2, 12);
+    let compounds: Vec<String> = (0..n_compounds)
+        .map(|i| {
+            format!(
+                "{}{}{}",
+                short,
+                COMPOUND_STEM[(index as usize * 7 + i) % COMPOUND_STEM.len()],
+                COMPOUND_SUFFIX[rng.gen_range(0..COMPOUND_SUFFIX.len())]
+            )
+        })
+        .collect();
+    let compound_centres: Vec<(f64, f64)> = (0..n_compounds)
+        .map(|_| {
+            (
+                (t.center.0 + rng.gen_range(-0.004..0.004)).clamp(LON.0, LON.1),
+                (t.center.1 + rng.gen_range(-0.004..0.004)).clamp(LAT.0, LAT.1),
+            )
+        })
+        .collect();
+    let needed = (n_households as f64 * 1.08).ceil() as usize;
+    let mut buildings: Vec<BuildingPlan> = Vec::new();
+    let mut doors = 0usize;
+    while doors < needed || buildings.is_empty() {
+        let i = buildings.len();
+        let compound = i % n_compounds;
+        let tower = rng.gen_bool(0.35);
+        let floors: i64 = if tower {
+            rng.gen_range(18..=33)
+        } else {
+            rng.gen_range(6..=7)
+        };
+        let per_floor: i64 = rng.gen_range(2..=4);
+        let (cx, cy) = compound_centres[compound];
+        let dwellings: Vec<(String, i64, f64)> = (1..=floors)
+            .flat_map(|f| (1..=per_floor).map(move |d| (f, d)))
+            .map(|(f, d)| (format!("{f}{d:02}"), f, f64::from(rng_area(f, d))))
+            .collect();
+        doors += dwellings.len();
+        let n = i / n_compounds + 1;
+        buildings.push(BuildingPlan {
+            compound,
+            grid: i % n_grids,
+            name: format!("{}{n}栋", compounds[compound]),
+            address: format!("成都市锦江区{}{n}栋", compounds[compound]),
+            floors,
+            lon: (cx + rng.gen_range(-0.0015..0.0015)).clamp(LON.0, LON.1),
+            lat: (cy + rng.gen_range(-0.0015..0.0015)).clamp(LAT.0, LAT.1),
+            dwellings,
+        });
+    }
+    // Households fill dwellings building by building, skipping about 8% left empty.
+    let mut slots = Vec::with_capacity(doors);
+    for (bi, b) in buildings.iter().enumerate() {
+        for di in 0..b.dwellings.len() {
+            slots.push((bi, di));
+        }
+    }
+    let mut households = Vec::with_capacity(n_households);
+    let mut slot_i = 0usize;
+    for size in sizes {
+        while slot_i + 1 < slots.len() && rng.gen_bool(0.07) {
+            slot_i += 1;
+        }
+        let (bi, di) = slots[slot_i.min(slots.len() - 1)];
+        slot_i += 1;
+        let b = &buildings[bi];
+        let label = format!("{}-{}", b.name, b.dwellings[di].0);
+        let floating = rng.gen_bool(0.38);
+        let lodging = !floating && rng.gen_bool(0.04);
+        let origin: &'static str = if floating {
+            ORIGINS[rng.gen_range(0..ORIGINS.len())]
+        } else {
+            "510104"
+        };
+        let ptype = if floating {
+            "floating"
+        } else if lodging {
+            "resident"
+        } else {
+            "registered"
+        };
+        let surname = pick_weighted(&mut rng, SURNAMES);
+        let mut ages: Vec<u32> = (0..size).map(|m| age(&mut rng, m == 0)).collect();
+        ages.sort_unstable_by(|a, b| b.cmp(a));
+        if ages[0] < 18 {
+            ages[0] = age(&mut rng, true);
+        }
+        let head_age = ages[0];
+        let mut members = Vec::with_capacity(size);
+        let mut spouse_taken = false;
+        for (m, &a) in ages.iter().enumerate() {
+            let role = if m == 0 {
+                "head"
+            } else if !spouse_taken && a >= 18 && head_age.abs_diff(a) <= 10 {
+                spouse_taken = true;
+                "spouse"
+            } else if head_age >= a + 40 {
+                "grandchild"
+            } else if head_age >= a + 16 {
+                "child"
+            } else if a >= head_age + 16 {
+                "parent"
+            } else if floating {
+                "tenant"
+            } else {
+                "relative"
+            };
+            // Children take the head's surname; spouses their own.
+            let sn = if role == "spouse" || role == "parent" || role == "tenant" {
+                pick_weighted(&mut rng, SURNAMES)
+            } else {
+                surname
+            };
+            let g1 = GIVEN[rng.gen_range(0..GIVEN.len())];
+            let name = if rng.gen_bool(0.7) {
+                format!("{sn}{g1}{}", GIVEN[rng.gen_range(0..GIVEN.len())])
+            } else {
+                format!("{sn}{g1}")
+            };
+            let female = rng.gen_bool(0.5);
+            let year = NOW_YEAR - 1 - a as i32;
+            let birth = NaiveDate::from_ymd_opt(year, rng.gen_range(1..=12), rng.gen_range(1..=28))
+                .unwrap_or_default();
+            let counter = seq.entry((origin, birth)).or_insert(0);
+            let s = *counter;
+            *counter += 1;
+            let doc = id_number(origin, birth, s, female);
+            let phone = (a >= 12).then(|| {
+                format!(
+                    "1{}{:09}",
+                    ["3", "5", "8", "9"][rng.gen_range(0..4)],
+                    rng.gen_range(0..1_000_000_000u32)
+                )
+            });
+            let mut vulnerable = Vec::new();
+            let disabled_rate = if a >= 60 { 0.15 } else { 0.035 };
+            if rng.gen_bool(disabled_rate) {
+                vulnerable.push(("disabled", "phone_call", None));
+            }
+            if size == 1 && a >= 65 {
+                vulnerable.push(("elderly_alone", "home_visit", Some("每日电话问候")));
+            }
+            if female && (20..=44).contains(&a) && rng.gen_bool(0.027) {
+                vulnerable.push(("pregnant", "sms", Some("产检提醒")));
+            }
+            members.push(PersonPlan {
+                name,
+                doc,
+                phone,
+                population_type: ptype,
+                role,
+                vulnerable,
+            });
+        }
+        households.push(HouseholdPlan {
+            grid: b.grid,
+            building: bi,
+            dwelling: di,
+            label,
+            members,
+        });
+    }
+    let residents = t.people as i64;
+    let mut facilities = vec![
+        FacilityPlan {
+            kind: "shelter",
+            name: format!("{short}社区应急避难场所"),
+            lon: t.center.0 + 0.0008,
+            lat: t.center.1 + 0.0006,
+            capacity: Some((residents / 2).max(50)),
+            area_m2: Some(((residents / 2).max(50) as f64) * 1.5),
+        },
+        FacilityPlan {
+            kind: "supply_depot",
+            name: format!("{short}社区应急物资储备点"),
+            lon: t.center.0 - 0.0006,
+            lat: t.center.1 + 0.0004,
+            capacity: None,
+            area_m2: Some(60.0),
+        },
+        FacilityPlan {
+            kind: "medical_point",
+            name: format!("{short}社区卫生服务站"),
+            lon: t.center.0 + 0.0005,
+            lat: t.center.1 - 0.0007,
+            capacity: None,
+            area_m2: Some(150.0),
+        },
+        FacilityPlan {
+            kind: "convertible_space",
+            name: format!("{short}社区平急两用活动中心"),
+            lon: t.center.0 - 0.0009,
+            lat: t.center.1 - 0.0005,
+            capacity: Some((residents / 10).max(20)),
+            area_m2: Some(300.0),
+        },
+    ];
+    for (ci, (cx, cy)) in compound_centres.iter().enumerate() {
+        for h in 1..=2 {
+            facilities.push(FacilityPlan {
+                kind: "hydrant",
+                name: format!("{}{h}号消火栓", compounds[ci]),
+                lon: (cx + rng.gen_range(-0.001..0.001)).clamp(LON.0, LON.1),
+                lat: (cy + rng.gen_range(-0.001..0.001)).clamp(LAT.0, LAT.1),
+                capacity: None,
+                area_m2: None,
+            });
+        }
+    }
+    CommunityPlan {
+        community_id: t.id,
+        grids,
+        compounds,
+        buildings,
+        households,
+        facilities,
+    }
+}
+
+/// A plausible floor area: smaller flats in the end doors, larger ones high up.
+fn rng_area(floor: i64, door: i64) -> u16 {
+    let base = 55 + ((floor * 7 + door * 13) % 70);
+    base as u16
+}
+
+fn wgs84(lon: f64, lat: f64) -> Option<LocationInput> {
+    Some(LocationInput {
+        lon: Some(lon),
+        lat: Some(lat),
+        crs: Some("wgs84".into()),
+    })
+}
+
+/// Households written per `store.write` (a few hundred people).
+const HOUSEHOLDS_PER_WRITE: usize = 100;
+
+/// The ids a community's households hang off.
+struct StructureIds {
+    grids: Vec<Uuid>,
+    dwellings: Vec<Vec<Uuid>>,
+}
+
+/// Write one community's grids, compounds, buildings, dwellings and facilities.
+fn write_structure(
+    tx: &mut anxin_store::Tx,
+    plan: &CommunityPlan,
+) -> anxin_store::Result<StructureIds> {
+    let sys = Caller::system();
+    let cid = plan.community_id;
+    let grids: Vec<Uuid> = plan
+        .grids
+        .iter()
+        .map(|n| tree::create_grid(tx, &sys, cid, n).map(|g| g.id))
+        .collect::<anxin_store::Result<_>>()?;
+    let compounds: Vec<Uuid> = plan
+        .compounds
+        .iter()
+        .map(|n| tree::create_compound(tx, &sys, cid, n))
+        .collect::<anxin_store::Result<_>>()?;
+    let mut dwellings: Vec<Vec<Uuid>> = Vec::with_capacity(plan.buildings.len());
+    for b in &plan.buildings {
+        let nb = places::NewBuilding::parse(BuildingInput {
+            node_id: Some(compounds[b.compound]),
+            grid_id: Some(grids[b.grid]),
+            name: Some(b.name.clone()),
+            address: Some(b.address.clone()),
+            floors: Some(b.floors),
+            location: wgs84(b.lon, b.lat),
+        })?;
+        let building = places::create_building(tx, &sys, &nb)?;
+        let mut ds = Vec::with_capacity(b.dwellings.len());
+        for (number, floor, area) in &b.dwellings {
+            let nd = places::NewDwelling::parse(DwellingInput {
+                unit_id: None,
+                number: Some(number.clone()),
+                floor: Some(*floor),
+                area_m2: Some(*area),
+            })?;
+            ds.push(places::create_dwelling(tx, &sys, building.id, &nd)?.id);
+        }
+        dwellings.push(ds);
+    }
+    for f in &plan.facilities {
+        let nf = places::NewFacility::parse(FacilityInput {
+            node_id: Some(cid),
+            kind: Some(f.kind.into()),
+            name: Some(f.name.clone()),
+            location: wgs84(f.lon, f.lat),
+            capacity: f.capacity,
+            area_m2: f.area_m2,
+            status: None,
+            attrs: None,
+        })?;
+        places::create_facility(tx, &sys, &nf)?;
+    }
+    Ok(StructureIds { grids, dwellings })
+}
+
+/// Write a range of a community's households through the store functions: each person gets
+/// its data key, sealed fields, blind indexes and change-log entries.
+fn write_households(
+    tx: &mut anxin_store::Tx,
+    plan: &CommunityPlan,
+    ids: &StructureIds,
+    range: std::ops::Range<usize>,
+) -> anxin_store::Result<usize> {
+    let sys = Caller::system();
+    let cid = plan.community_id;
+    let mut count = 0usize;
+    for h in &plan.households[range] {
+        let grid = ids.grids[h.grid];
+        let dwelling = ids.dwellings[h.building][h.dwelling];
+        let hh = people::create_household(tx, &sys, cid, Some(grid), Some(dwelling), &h.label)?;
+        for m in &h.members {
+            let p = people::NewPerson::parse(&PersonInput {
+                name: m.name.clone(),
+                population_type: m.population_type.into(),
+                doc_type: "mainland_id".into(),
+                doc_number: Some(m.doc.clone()),
+                phone: m.phone.clone(),
+                community_id: cid,
+                grid_id: Some(grid),
+                household_id: Some(hh.id),
+                household_role: Some(m.role.into()),
+                ..PersonInput::default()
+            })?;
+            let v = people::create_person(tx, &sys, &p)?;
+            count += 1;
+            for (category, channel, notes) in &m.vulnerable {
+                people::add_vulnerable(
+                    tx,
+                    &sys,
+                    &VulnerableInput {
+                        person_id: v.id,
+                        category: (*category).into(),
+                        helper_user_id: None,
+                        contact_channel: (*channel).into(),
+                        notes: notes.map(str::to_owned),
+                    },
+                )?;
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// A valid mainland ID number (GB 11643 check digit): region, birth date, a sequence number
+/// whose last digit is odd for men and even for women, check digit.
+fn id_number(region: &str, birth: NaiveDate, seq: u32, female: bool) -> String {
+    let s = (seq % 500) * 2 + u32::from(!female);
     let body = format!(
-        "510104{year:04}{:02}{:02}{:03}",
-        rng.gen_range(1..=12),
-        rng.gen_range(1..=28),
-        rng.gen_range(0..1000)
+        "{region}{:04}{:02}{:02}{s:03}",
+        birth.year(),
+        birth.month(),
+        birth.day()
     );
     let check = gb11643_check_digit(&body).unwrap_or('0');
     format!("{body}{check}")

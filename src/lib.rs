@@ -15,4 +15,6 @@ pub mod config;
 pub mod demo;
 pub mod divisions;
 pub mod http;
+pub mod io;
 pub mod platform;
+pub mod web;

@@ -19,8 +19,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use anxin_domain::roles::{Permission, Role, Scope, Validity};
-use anxin_store::accounts::{self, NewGrant, NewUser, UserKind};
-use anxin_store::audit::{self, action, AuditEntry, AuditFilter, AuditPageReq};
+use anxin_store::accounts::{self, ApiToken, Grant, NewGrant, NewUser, User, UserKind};
+use anxin_store::audit::{self, action, AuditEntry, AuditFilter, AuditPage, AuditPageReq};
 use anxin_store::scope::Caller;
 use anxin_store::WriteCtx;
 
@@ -106,7 +106,7 @@ async fn hash_password(password: String) -> Result<String, AuthError> {
         .map_err(|e| ApiError::invalid(e.code(), "password", e.to_string()).into())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUserBody {
     username: String,
@@ -119,6 +119,11 @@ struct NewUserBody {
     kind: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/users", tag = "admin",
+    request_body = NewUserBody,
+    responses((status = 201, body = User))
+)]
 async fn create_user(
     State(app): State<App>,
     s: Staff,
@@ -163,6 +168,11 @@ async fn create_user(
 }
 
 /// A user with their grants (active or not) and tokens: the page per user.
+#[utoipa::path(
+    get, path = "/api/v1/admin/users/{id}", tag = "admin",
+    params(("id" = Uuid, Path, description = "user id")),
+    responses((status = 200, body = UserDetail))
+)]
 async fn show_user(
     State(app): State<App>,
     s: Staff,
@@ -188,6 +198,11 @@ async fn show_user(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/users/{id}/disable", tag = "admin",
+    params(("id" = Uuid, Path, description = "user id")),
+    responses((status = 200, body = User))
+)]
 async fn disable_user(
     State(app): State<App>,
     s: Staff,
@@ -206,10 +221,12 @@ async fn disable_user(
     Ok(Json(user))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GrantBody {
+    #[schema(value_type = String)]
     role: Role,
+    #[schema(value_type = anxin_store::accounts::ScopeDoc)]
     scope: Scope,
     #[serde(default)]
     valid_from: Option<DateTime<Utc>>,
@@ -217,6 +234,12 @@ struct GrantBody {
     valid_to: Option<DateTime<Utc>>,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/users/{id}/grants", tag = "admin",
+    params(("id" = Uuid, Path, description = "user id")),
+    request_body = GrantBody,
+    responses((status = 201, body = Grant))
+)]
 async fn create_grant(
     State(app): State<App>,
     s: Staff,
@@ -253,6 +276,11 @@ fn grant_entry(e: AuditEntry, g: &accounts::Grant) -> AuditEntry {
     }))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/admin/grants/{id}", tag = "admin",
+    params(("id" = Uuid, Path, description = "grant id")),
+    responses((status = 200, description = "the revoked grant", body = Grant))
+)]
 async fn revoke_grant(
     State(app): State<App>,
     s: Staff,
@@ -271,7 +299,7 @@ async fn revoke_grant(
     Ok(Json(grant))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenBody {
     name: String,
@@ -280,6 +308,12 @@ struct TokenBody {
 }
 
 /// Issue an API token; the token is in this answer and nowhere else, ever.
+#[utoipa::path(
+    post, path = "/api/v1/admin/users/{id}/tokens", tag = "admin",
+    params(("id" = Uuid, Path, description = "integration user id")),
+    request_body = TokenBody,
+    responses((status = 201, description = "the token is in this answer and nowhere else, ever", body = TokenCreated))
+)]
 async fn create_token(
     State(app): State<App>,
     s: Staff,
@@ -308,6 +342,11 @@ async fn create_token(
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/admin/tokens/{id}", tag = "admin",
+    params(("id" = Uuid, Path, description = "token id")),
+    responses((status = 200, description = "the revoked token", body = ApiToken))
+)]
 async fn revoke_token(
     State(app): State<App>,
     s: Staff,
@@ -326,7 +365,8 @@ async fn revoke_token(
     Ok(Json(t))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     actor: Option<Uuid>,
@@ -339,6 +379,11 @@ struct AuditQuery {
 }
 
 /// The audit log, newest first, for the audit administrator; to anyone else it does not exist.
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "audit",
+    params(AuditQuery),
+    responses((status = 200, description = "the audit log, newest first (audit administrator; audited)", body = AuditPage))
+)]
 async fn list_audit(
     State(app): State<App>,
     s: Staff,
@@ -372,6 +417,10 @@ async fn list_audit(
 }
 
 /// Check the whole chain. Audit administrator only.
+#[utoipa::path(
+    get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = AuditVerified))
+)]
 async fn verify_audit(State(app): State<App>, s: Staff) -> Result<impl IntoResponse, AuthError> {
     if !s.caller().has(Permission::ReadAudit) {
         return Err(ApiError::not_found().into());
@@ -445,4 +494,52 @@ pub async fn create_staff_user(
         .await
         .map_err(|e| anyhow::anyhow!("creating the user: {e}"))?;
     Ok(id)
+}
+
+// ---- the API document ---------------------------------------------------------------------
+
+/// `GET /api/v1/admin/users/{id}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct UserDetail {
+    user: User,
+    grants: Vec<Grant>,
+    tokens: Vec<ApiToken>,
+}
+
+/// `POST /api/v1/admin/users/{id}/tokens`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TokenCreated {
+    api_token: ApiToken,
+    /// Send as `Authorization: Bearer …`.
+    token: String,
+}
+
+/// `GET /api/v1/audit/verify`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct AuditVerified {
+    ok: bool,
+    entries: i64,
+    first_bad_seq: Option<i64>,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    create_user,
+    show_user,
+    disable_user,
+    create_grant,
+    revoke_grant,
+    create_token,
+    revoke_token,
+    list_audit,
+    verify_audit
+))]
+struct Api;
+
+/// This module's part of the API document.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

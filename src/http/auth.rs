@@ -161,7 +161,7 @@ fn mfa_json(required: bool, enrolled: bool, satisfied: bool) -> JsonValue {
 
 // ---- staff --------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     username: String,
@@ -176,6 +176,11 @@ enum Second {
     TotpInvalid(Option<chrono::DateTime<chrono::Utc>>),
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginBody,
+    responses((status = 200, description = "signed in; `totp` is needed when the grants include an administrator role and one is enrolled", body = LoginAnswer, headers(("Set-Cookie" = String, description = "the `anxin_session` cookie"))))
+)]
 async fn login(
     State(app): State<App>,
     client: Client,
@@ -331,6 +336,10 @@ async fn rehash(app: &App, user_id: Uuid, password: String) {
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204, description = "signed out; the cookie is cleared"))
+)]
 async fn logout(State(app): State<App>, s: Session) -> Result<Response, AuthError> {
     if let Some(id) = s.session_id() {
         let entry = s.audit(action::LOGOUT).target("user", s.user_id());
@@ -347,6 +356,10 @@ async fn logout(State(app): State<App>, s: Session) -> Result<Response, AuthErro
     Ok(r)
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, body = MeAnswer))
+)]
 async fn me(State(app): State<App>, s: Session) -> Result<Json<JsonValue>, AuthError> {
     let (uid, now) = (s.user_id(), app.clock.now());
     let resident = s.user().kind == UserKind::Resident;
@@ -382,6 +395,10 @@ fn cookie_session(s: &Session) -> Result<Uuid, AuthError> {
 }
 
 /// Start TOTP enrolment: a new secret, shown once. Staff only.
+#[utoipa::path(
+    post, path = "/api/v1/auth/totp/enroll", tag = "auth",
+    responses((status = 200, description = "a new secret, shown once", body = TotpSecret))
+)]
 async fn totp_enroll(State(app): State<App>, s: Session) -> Result<Json<JsonValue>, AuthError> {
     cookie_session(&s)?;
     if s.user().kind != UserKind::Staff {
@@ -399,13 +416,18 @@ async fn totp_enroll(State(app): State<App>, s: Session) -> Result<Json<JsonValu
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CodeBody {
     code: String,
 }
 
 /// Confirm the pending secret with a current code; the session counts as second-factor checked.
+#[utoipa::path(
+    post, path = "/api/v1/auth/totp/confirm", tag = "auth",
+    request_body = CodeBody,
+    responses((status = 200, body = MfaAnswer))
+)]
 async fn totp_confirm(
     State(app): State<App>,
     s: Session,
@@ -435,7 +457,7 @@ async fn totp_confirm(
 
 // ---- residents ----------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PhoneBody {
     phone: String,
@@ -446,6 +468,11 @@ fn phone_key(prefix: &str, bidx: &[u8]) -> String {
 }
 
 /// Send a sign-in code. The answer is the same whether or not the phone is known.
+#[utoipa::path(
+    post, path = "/api/v1/auth/code", tag = "auth",
+    request_body = PhoneBody,
+    responses((status = 202, description = "the same answer whether or not the phone is known", body = CodeAccepted))
+)]
 async fn request_code(
     State(app): State<App>,
     _client: Client,
@@ -479,7 +506,7 @@ async fn request_code(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VerifyBody {
     phone: String,
@@ -490,6 +517,11 @@ type Verified = Option<(User, NewSession, Vec<LinkedPerson>, Option<LinkedPerson
 
 /// Trade a code for a session. With one person behind the phone it is chosen; with several the
 /// answer lists them and `/auth/choose` picks one.
+#[utoipa::path(
+    post, path = "/api/v1/auth/code/verify", tag = "auth",
+    request_body = VerifyBody,
+    responses((status = 200, description = "signed in; with several people behind the phone, `person` is null and `/auth/choose` picks one", body = VerifyAnswer, headers(("Set-Cookie" = String, description = "the `anxin_session` cookie"))))
+)]
 async fn verify_code(
     State(app): State<App>,
     client: Client,
@@ -568,13 +600,18 @@ async fn verify_code(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChooseBody {
     person_id: Uuid,
 }
 
 /// Act as one of the people linked to the resident's phone.
+#[utoipa::path(
+    post, path = "/api/v1/auth/choose", tag = "auth",
+    request_body = ChooseBody,
+    responses((status = 200, body = ChooseAnswer))
+)]
 async fn choose(
     State(app): State<App>,
     s: Session,
@@ -595,4 +632,90 @@ async fn choose(
         })
         .await?;
     Ok(Json(json!({ "person": person })))
+}
+
+// ---- the API document ---------------------------------------------------------------------
+
+/// Whether a second factor is required, enrolled and given in this session.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Mfa {
+    required: bool,
+    enrolled: bool,
+    satisfied: bool,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct LoginAnswer {
+    user: User,
+    /// Send as `X-CSRF-Token` with unsafe methods.
+    csrf: String,
+    mfa: Mfa,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct MeAnswer {
+    user: User,
+    /// `cookie` or `token`.
+    via: String,
+    csrf: Option<String>,
+    grants: Vec<anxin_store::accounts::Grant>,
+    person: Option<LinkedPerson>,
+    people: Vec<LinkedPerson>,
+    mfa: Mfa,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TotpSecret {
+    otpauth_url: String,
+    secret: String,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct MfaAnswer {
+    mfa: Mfa,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct CodeAccepted {
+    status: String,
+    expires_in_minutes: i64,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct VerifyAnswer {
+    user: User,
+    csrf: String,
+    person: Option<LinkedPerson>,
+    people: Vec<LinkedPerson>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ChooseAnswer {
+    person: LinkedPerson,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    login,
+    logout,
+    me,
+    totp_enroll,
+    totp_confirm,
+    request_code,
+    verify_code,
+    choose
+))]
+struct Api;
+
+/// This module's part of the API document.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

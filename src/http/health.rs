@@ -11,11 +11,27 @@ use crate::app::App;
 
 pub fn routes() -> Table {
     Table::new()
-        .route("/healthz", &["GET"], Serves::Public, get(|| async { "ok" }))
+        .route("/healthz", &["GET"], Serves::Public, get(healthz))
         .route("/readyz", &["GET"], Serves::Public, get(readyz))
         .route("/metrics", &["GET"], Serves::Public, get(metrics))
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "the process answers", content_type = "text/plain", body = String))
+)]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "the database answers", content_type = "text/plain", body = String),
+        (status = 503, description = "the database does not answer", content_type = "text/plain", body = String)
+    )
+)]
 async fn readyz(State(app): State<App>) -> impl IntoResponse {
     match app.store.read(|c, _| c.query_i64("SELECT 1", &[])).await {
         Ok(_) => (StatusCode::OK, "ready"),
@@ -26,6 +42,10 @@ async fn readyz(State(app): State<App>) -> impl IntoResponse {
     }
 }
 
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String))
+)]
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
     (
         [(
@@ -34,4 +54,13 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         )],
         app.metrics.render(),
     )
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz, metrics))]
+struct Api;
+
+/// This module's part of the API document.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

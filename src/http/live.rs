@@ -78,6 +78,11 @@ fn kinds_for(auth: &Authenticated) -> HashSet<&'static str> {
     k
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/live", tag = "live",
+    params(("Last-Event-ID" = Option<i64>, Header, description = "resume after this change-log position")),
+    responses((status = 200, description = "Server-Sent Events named `change`, each `{\"pos\",\"kind\",\"id\",\"op\",\"at\"}` with the position as the event id; never personal data", content_type = "text/event-stream", body = String))
+)]
 async fn stream(
     State(app): State<App>,
     auth: Authenticated,
@@ -125,4 +130,13 @@ async fn stream(
             .data(data.to_string()))
     });
     Ok(Sse::new(sse).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(stream))]
+struct Api;
+
+/// This module's part of the API document.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

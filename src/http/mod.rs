@@ -8,8 +8,10 @@ pub mod auth;
 pub mod error;
 pub mod guard;
 pub mod health;
+pub mod io;
 pub mod live;
 pub mod observe;
+pub mod openapi;
 pub mod people;
 pub mod places;
 pub mod routes;
@@ -31,6 +33,9 @@ pub fn table() -> routes::Table {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(live::routes())
+        .merge(io::routes())
+        .merge(crate::web::routes())
+        .merge(openapi::routes())
 }
 
 /// The application's router: every route of [`table`], with the form CSRF check and the

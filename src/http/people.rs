@@ -16,12 +16,14 @@ use uuid::Uuid;
 use anxin_domain::{DocType, Document, HouseholdRole, Phone, VulnerableCategory};
 use anxin_store::audit::{self, AuditEntry};
 use anxin_store::people::{
-    self, NewPerson, PeopleFilter, PersonInput, PersonPatch, VulnerableInput,
+    self, Household, Member, NewPerson, Page, PeopleFilter, PersonInput, PersonPatch, PersonView,
+    Unmasked, VulnerableInput, VulnerableView,
 };
 use anxin_store::WriteCtx;
 
 use crate::app::App;
 use crate::http::guard::Authenticated;
+use crate::http::openapi::Created;
 use crate::http::routes::{Serves, Table};
 use crate::http::ApiError;
 
@@ -102,6 +104,11 @@ async fn audit(app: &App, auth: &Authenticated, entry: AuditEntry) -> Result<(),
         .map_err(ApiError::from)
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/people", tag = "people",
+    params(PeopleFilter),
+    responses((status = 200, description = "one page of people in scope, masked", body = Page<PersonView>))
+)]
 async fn list(
     State(app): State<App>,
     auth: Authenticated,
@@ -115,6 +122,11 @@ async fn list(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/people", tag = "people",
+    request_body = PersonInput,
+    responses((status = 201, body = PersonView))
+)]
 async fn create(
     State(app): State<App>,
     auth: Authenticated,
@@ -129,6 +141,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/people/{id}", tag = "people",
+    params(("id" = Uuid, Path, description = "person id")),
+    responses((status = 200, body = PersonView))
+)]
 async fn show(
     State(app): State<App>,
     auth: Authenticated,
@@ -142,6 +159,12 @@ async fn show(
     ))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/people/{id}", tag = "people",
+    params(("id" = Uuid, Path, description = "person id")),
+    request_body = PersonPatch,
+    responses((status = 200, body = PersonView))
+)]
 async fn update(
     State(app): State<App>,
     auth: Authenticated,
@@ -158,6 +181,11 @@ async fn update(
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/people/{id}", tag = "people",
+    params(("id" = Uuid, Path, description = "person id")),
+    responses((status = 204, description = "erased (audited)"))
+)]
 async fn erase(
     State(app): State<App>,
     auth: Authenticated,
@@ -181,6 +209,11 @@ async fn erase(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/people/{id}/unmask", tag = "people",
+    params(("id" = Uuid, Path, description = "person id")),
+    responses((status = 200, description = "the plaintext document number and phone (audited)", body = Unmasked))
+)]
 async fn unmask(
     State(app): State<App>,
     auth: Authenticated,
@@ -195,7 +228,8 @@ async fn unmask(
     Ok(Json(u))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
     doc_type: Option<String>,
     doc_number: Option<String>,
@@ -203,6 +237,11 @@ struct SearchQuery {
 }
 
 /// Exact search by document number or phone through the blind indexes.
+#[utoipa::path(
+    get, path = "/api/v1/people/search", tag = "people",
+    params(SearchQuery),
+    responses((status = 200, description = "exact matches by document number or phone (audited)", body = [PersonView]))
+)]
 async fn search(
     State(app): State<App>,
     auth: Authenticated,
@@ -255,6 +294,11 @@ pub fn neutralize_cell(s: &str) -> String {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/people.csv", tag = "people",
+    params(PeopleFilter),
+    responses((status = 200, description = "every person matching, masked, as CSV with a BOM (audited)", content_type = "text/csv", body = String))
+)]
 async fn export_csv(
     State(app): State<App>,
     auth: Authenticated,
@@ -349,7 +393,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct HouseholdInput {
     community_id: Uuid,
@@ -358,6 +402,11 @@ struct HouseholdInput {
     label: String,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/households", tag = "people",
+    request_body = HouseholdInput,
+    responses((status = 201, body = Household))
+)]
 async fn create_household(
     State(app): State<App>,
     auth: Authenticated,
@@ -380,6 +429,11 @@ async fn create_household(
     Ok((StatusCode::CREATED, Json(h)))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/households/{id}", tag = "people",
+    params(("id" = Uuid, Path, description = "household id")),
+    responses((status = 200, body = HouseholdDetail))
+)]
 async fn show_household(
     State(app): State<App>,
     auth: Authenticated,
@@ -393,7 +447,7 @@ async fn show_household(
     Ok(Json(json!({ "household": household, "members": members })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MemberInput {
     person_id: Uuid,
@@ -401,6 +455,12 @@ struct MemberInput {
     valid_from: Option<chrono::NaiveDate>,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/households/{id}/members", tag = "people",
+    params(("id" = Uuid, Path, description = "household id")),
+    request_body = MemberInput,
+    responses((status = 201, body = MembershipCreated))
+)]
 async fn add_member(
     State(app): State<App>,
     auth: Authenticated,
@@ -426,6 +486,11 @@ async fn add_member(
     Ok((StatusCode::CREATED, Json(json!({ "membership_id": m }))))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/memberships/{id}", tag = "people",
+    params(("id" = Uuid, Path, description = "membership id")),
+    responses((status = 204, description = "the membership ends today"))
+)]
 async fn end_membership(
     State(app): State<App>,
     auth: Authenticated,
@@ -441,11 +506,17 @@ async fn end_membership(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct VulnerableQuery {
     category: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/vulnerable", tag = "people",
+    params(VulnerableQuery),
+    responses((status = 200, description = "vulnerable people in scope (audited)", body = [VulnerableView]))
+)]
 async fn list_vulnerable(
     State(app): State<App>,
     auth: Authenticated,
@@ -472,6 +543,11 @@ async fn list_vulnerable(
     Ok(Json(list))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/vulnerable", tag = "people",
+    request_body = VulnerableInput,
+    responses((status = 201, body = Created))
+)]
 async fn add_vulnerable(
     State(app): State<App>,
     auth: Authenticated,
@@ -485,4 +561,43 @@ async fn add_vulnerable(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+/// `GET /api/v1/households/{id}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct HouseholdDetail {
+    household: Household,
+    members: Vec<Member>,
+}
+
+/// `POST /api/v1/households/{id}/members`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct MembershipCreated {
+    membership_id: Uuid,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list,
+    create,
+    export_csv,
+    search,
+    show,
+    update,
+    erase,
+    unmask,
+    create_household,
+    show_household,
+    add_member,
+    end_membership,
+    list_vulnerable,
+    add_vulnerable
+))]
+struct Api;
+
+/// This module's part of the API document.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -25,6 +25,7 @@ use anxin_store::places::{
     FacilityPatch, FacilityQuery, NewBuilding, NewDuty, NewDwelling, NewFacility, NewUnit,
     PageInput, Paging, UnitInput,
 };
+use anxin_store::places::{Building, Duty, Dwelling, Page, Unit, UnmaskedDuty};
 
 use crate::app::App;
 use crate::http::guard::Staff;
@@ -137,6 +138,11 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 
 // --- buildings ---------------------------------------------------------------------------------
 
+#[utoipa::path(
+    get, path = "/api/v1/buildings", tag = "places",
+    params(BuildingQuery),
+    responses((status = 200, body = Page<Building>))
+)]
 async fn list_buildings(
     State(app): State<App>,
     staff: Staff,
@@ -151,6 +157,11 @@ async fn list_buildings(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/buildings", tag = "places",
+    request_body = BuildingInput,
+    responses((status = 201, body = Building))
+)]
 async fn create_building(
     State(app): State<App>,
     staff: Staff,
@@ -167,6 +178,11 @@ async fn create_building(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/buildings/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "building id")),
+    responses((status = 200, body = Building))
+)]
 async fn show_building(
     State(app): State<App>,
     staff: Staff,
@@ -180,6 +196,12 @@ async fn show_building(
     ))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/buildings/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "building id")),
+    request_body = BuildingPatch,
+    responses((status = 200, body = Building))
+)]
 async fn update_building(
     State(app): State<App>,
     staff: Staff,
@@ -197,6 +219,11 @@ async fn update_building(
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/buildings/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "building id")),
+    responses((status = 204, description = "deleted"))
+)]
 async fn delete_building(
     State(app): State<App>,
     staff: Staff,
@@ -213,6 +240,11 @@ async fn delete_building(
 
 // --- units -------------------------------------------------------------------------------------
 
+#[utoipa::path(
+    get, path = "/api/v1/buildings/{id}/units", tag = "places",
+    params(("id" = Uuid, Path, description = "building id")),
+    responses((status = 200, body = [Unit]))
+)]
 async fn list_units(
     State(app): State<App>,
     staff: Staff,
@@ -226,6 +258,12 @@ async fn list_units(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/buildings/{id}/units", tag = "places",
+    params(("id" = Uuid, Path, description = "building id")),
+    request_body = UnitInput,
+    responses((status = 201, body = Unit))
+)]
 async fn create_unit(
     State(app): State<App>,
     staff: Staff,
@@ -243,6 +281,11 @@ async fn create_unit(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/units/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "unit id")),
+    responses((status = 200, body = Unit))
+)]
 async fn show_unit(
     State(app): State<App>,
     staff: Staff,
@@ -256,6 +299,12 @@ async fn show_unit(
     ))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/units/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "unit id")),
+    request_body = UnitInput,
+    responses((status = 200, body = Unit))
+)]
 async fn update_unit(
     State(app): State<App>,
     staff: Staff,
@@ -273,6 +322,11 @@ async fn update_unit(
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/units/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "unit id")),
+    responses((status = 204, description = "deleted"))
+)]
 async fn delete_unit(
     State(app): State<App>,
     staff: Staff,
@@ -289,13 +343,19 @@ async fn delete_unit(
 
 // --- dwellings ---------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DwellingQuery {
     unit_id: Option<Uuid>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/buildings/{id}/dwellings", tag = "places",
+    params(("id" = Uuid, Path, description = "building id"), DwellingQuery),
+    responses((status = 200, body = Page<Dwelling>))
+)]
 async fn list_dwellings(
     State(app): State<App>,
     staff: Staff,
@@ -315,6 +375,12 @@ async fn list_dwellings(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/buildings/{id}/dwellings", tag = "places",
+    params(("id" = Uuid, Path, description = "building id")),
+    request_body = DwellingInput,
+    responses((status = 201, body = Dwelling))
+)]
 async fn create_dwelling(
     State(app): State<App>,
     staff: Staff,
@@ -332,6 +398,11 @@ async fn create_dwelling(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/dwellings/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "dwelling id")),
+    responses((status = 200, body = Dwelling))
+)]
 async fn show_dwelling(
     State(app): State<App>,
     staff: Staff,
@@ -345,6 +416,12 @@ async fn show_dwelling(
     ))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/dwellings/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "dwelling id")),
+    request_body = DwellingPatch,
+    responses((status = 200, body = Dwelling))
+)]
 async fn update_dwelling(
     State(app): State<App>,
     staff: Staff,
@@ -362,6 +439,11 @@ async fn update_dwelling(
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/dwellings/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "dwelling id")),
+    responses((status = 204, description = "deleted"))
+)]
 async fn delete_dwelling(
     State(app): State<App>,
     staff: Staff,
@@ -378,6 +460,11 @@ async fn delete_dwelling(
 
 // --- facilities --------------------------------------------------------------------------------
 
+#[utoipa::path(
+    get, path = "/api/v1/facilities", tag = "places",
+    params(FacilityQuery),
+    responses((status = 200, body = Page<Facility>))
+)]
 async fn list_facilities(
     State(app): State<App>,
     staff: Staff,
@@ -414,6 +501,11 @@ fn feature(f: &Facility) -> Option<serde_json::Value> {
 
 /// The facilities in scope with a location, as a map layer. Takes the list's filters (`under`,
 /// `kind`, `status`, `q`) but no paging; `truncated` says when the layer hit its cap.
+#[utoipa::path(
+    get, path = "/api/v1/facilities.geojson", tag = "places",
+    params(FacilityQuery),
+    responses((status = 200, description = "the facilities in scope with a location, as a GeoJSON FeatureCollection (WGS84); `truncated` says when the layer hit its cap", content_type = "application/geo+json", body = Object))
+)]
 async fn facility_layer(
     State(app): State<App>,
     staff: Staff,
@@ -440,6 +532,11 @@ async fn facility_layer(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/facilities", tag = "places",
+    request_body = FacilityInput,
+    responses((status = 201, body = Facility))
+)]
 async fn create_facility(
     State(app): State<App>,
     staff: Staff,
@@ -456,6 +553,11 @@ async fn create_facility(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/facilities/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "facility id")),
+    responses((status = 200, body = Facility))
+)]
 async fn show_facility(
     State(app): State<App>,
     staff: Staff,
@@ -469,6 +571,12 @@ async fn show_facility(
     ))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/facilities/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "facility id")),
+    request_body = FacilityPatch,
+    responses((status = 200, body = Facility))
+)]
 async fn update_facility(
     State(app): State<App>,
     staff: Staff,
@@ -486,6 +594,11 @@ async fn update_facility(
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/facilities/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "facility id")),
+    responses((status = 204, description = "deleted"))
+)]
 async fn delete_facility(
     State(app): State<App>,
     staff: Staff,
@@ -502,6 +615,11 @@ async fn delete_facility(
 
 // --- duties ------------------------------------------------------------------------------------
 
+#[utoipa::path(
+    get, path = "/api/v1/duties", tag = "places",
+    params(DutyQuery),
+    responses((status = 200, description = "duties in scope, phones masked", body = Page<Duty>))
+)]
 async fn list_duties(
     State(app): State<App>,
     staff: Staff,
@@ -516,6 +634,11 @@ async fn list_duties(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/duties", tag = "places",
+    request_body = DutyInput,
+    responses((status = 201, body = Duty))
+)]
 async fn create_duty(
     State(app): State<App>,
     staff: Staff,
@@ -532,6 +655,11 @@ async fn create_duty(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/duties/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "duty id")),
+    responses((status = 200, body = Duty))
+)]
 async fn show_duty(
     State(app): State<App>,
     staff: Staff,
@@ -545,6 +673,12 @@ async fn show_duty(
     ))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/duties/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "duty id")),
+    request_body = DutyPatch,
+    responses((status = 200, body = Duty))
+)]
 async fn update_duty(
     State(app): State<App>,
     staff: Staff,
@@ -562,6 +696,11 @@ async fn update_duty(
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/duties/{id}", tag = "places",
+    params(("id" = Uuid, Path, description = "duty id")),
+    responses((status = 204, description = "deleted"))
+)]
 async fn delete_duty(
     State(app): State<App>,
     staff: Staff,
@@ -578,6 +717,11 @@ async fn delete_duty(
 
 /// The duty holder's phone in clear: needs `Unmask` on the duty's node; audited before it is
 /// returned, and withheld if the audit entry cannot be written.
+#[utoipa::path(
+    post, path = "/api/v1/duties/{id}/unmask", tag = "places",
+    params(("id" = Uuid, Path, description = "duty id")),
+    responses((status = 200, description = "the holder's phone in clear (audited)", body = UnmaskedDuty))
+)]
 async fn unmask_duty(
     State(app): State<App>,
     staff: Staff,
@@ -595,4 +739,41 @@ async fn unmask_duty(
         })
         .await?;
     Ok(Json(clear))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_buildings,
+    create_building,
+    show_building,
+    update_building,
+    delete_building,
+    list_units,
+    create_unit,
+    show_unit,
+    update_unit,
+    delete_unit,
+    list_dwellings,
+    create_dwelling,
+    show_dwelling,
+    update_dwelling,
+    delete_dwelling,
+    list_facilities,
+    facility_layer,
+    create_facility,
+    show_facility,
+    update_facility,
+    delete_facility,
+    list_duties,
+    create_duty,
+    show_duty,
+    update_duty,
+    delete_duty,
+    unmask_duty
+))]
+struct Api;
+
+/// This module's part of the API document.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -2,10 +2,13 @@
 //! and what it serves, so tests can walk all of them (the isolation matrix fails when a route is
 //! not covered) and so can the API document.
 
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
 
 use crate::app::App;
+use crate::http::ApiError;
 
 /// What a route serves, for the isolation matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,11 @@ impl Table {
                 serves,
             });
         }
+        let handler = if path.starts_with("/api/") {
+            handler.layer(axum::middleware::map_response(json_rejections))
+        } else {
+            handler
+        };
         self.router = self.router.route(path, handler);
         self
     }
@@ -81,4 +89,43 @@ impl Table {
     pub fn into_parts(self) -> (Router<App>, Vec<Entry>) {
         (self.router, self.entries)
     }
+}
+
+/// Extractor rejections (a path or query that does not parse, a body that is not JSON of the
+/// expected form, a wrong content type, a method the route does not have) answer in plain text;
+/// on the API they become the one JSON error shape, keeping their status and headers (`Allow`).
+async fn json_rejections(res: Response) -> Response {
+    let plain = match res.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|v| v.starts_with("text/plain")),
+    };
+    if !res.status().is_client_error() || !plain {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let code = match parts.status {
+        StatusCode::METHOD_NOT_ALLOWED => "request.method_not_allowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::PAYLOAD_TOO_LARGE => "request.body_invalid",
+        _ => "request.invalid",
+    };
+    let mut message = String::from_utf8_lossy(&text).into_owned();
+    if message.is_empty() {
+        message = parts
+            .status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_lowercase();
+    }
+    let mut r = ApiError::new(parts.status, code, message).into_response();
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (k, v) in parts.headers.iter() {
+        r.headers_mut().append(k, v.clone());
+    }
+    r
 }

@@ -9,11 +9,12 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use anxin_store::tree::{self, TreeStore};
+use anxin_store::tree::{self, Grid, Node, TreeStore};
 use anxin_store::WriteCtx;
 
 use crate::app::App;
 use crate::http::guard::Authenticated;
+use crate::http::openapi::Created;
 use crate::http::routes::{Serves, Table};
 use crate::http::ApiError;
 
@@ -57,11 +58,20 @@ pub fn routes() -> Table {
         )
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/nodes", tag = "tree",
+    responses((status = 200, description = "the roots of the caller's grants", body = [Node]))
+)]
 async fn roots(State(app): State<App>, auth: Authenticated) -> Result<impl IntoResponse, ApiError> {
     let caller = auth.caller().clone();
     Ok(Json(app.store.read(move |c, _| c.roots(&caller)).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/nodes/{id}", tag = "tree",
+    params(("id" = Uuid, Path, description = "node id")),
+    responses((status = 200, description = "the node and how many direct children it has per level", body = NodeDetail))
+)]
 async fn show(
     State(app): State<App>,
     auth: Authenticated,
@@ -77,6 +87,11 @@ async fn show(
     Ok(Json(json!({ "node": node, "below": counts })))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/nodes/by-code/{code}", tag = "tree",
+    params(("code" = String, Path, description = "a division code valid today")),
+    responses((status = 200, body = Node))
+)]
 async fn by_code(
     State(app): State<App>,
     auth: Authenticated,
@@ -90,6 +105,11 @@ async fn by_code(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/nodes/{id}/children", tag = "tree",
+    params(("id" = Uuid, Path, description = "node id")),
+    responses((status = 200, body = [Node]))
+)]
 async fn children(
     State(app): State<App>,
     auth: Authenticated,
@@ -101,6 +121,11 @@ async fn children(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/nodes/{id}/grids", tag = "tree",
+    params(("id" = Uuid, Path, description = "community id")),
+    responses((status = 200, body = [Grid]))
+)]
 async fn grids(
     State(app): State<App>,
     auth: Authenticated,
@@ -117,12 +142,18 @@ async fn grids(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NameInput {
     name: String,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/nodes/{id}/grids", tag = "tree",
+    params(("id" = Uuid, Path, description = "community id")),
+    request_body = NameInput,
+    responses((status = 201, body = Grid))
+)]
 async fn create_grid(
     State(app): State<App>,
     auth: Authenticated,
@@ -139,6 +170,12 @@ async fn create_grid(
     Ok((StatusCode::CREATED, Json(g)))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/nodes/{id}/compounds", tag = "tree",
+    params(("id" = Uuid, Path, description = "community id")),
+    request_body = NameInput,
+    responses((status = 201, body = Created))
+)]
 async fn create_compound(
     State(app): State<App>,
     auth: Authenticated,
@@ -153,4 +190,22 @@ async fn create_compound(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": c }))))
+}
+
+/// `GET /api/v1/nodes/{id}`: the node and counts of its direct children per level.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct NodeDetail {
+    node: Node,
+    /// Level name → number of direct children at that level.
+    below: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(roots, show, by_code, children, grids, create_grid, create_compound))]
+struct Api;
+
+/// This module's part of the API document.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -40,7 +40,7 @@ pub struct RestoreReport {
 
 enum Sink {
     Plain(BufWriter<File>),
-    Gz(GzEncoder<BufWriter<File>>),
+    Gz(Box<GzEncoder<BufWriter<File>>>),
 }
 
 impl Write for Sink {
@@ -96,7 +96,7 @@ pub async fn backup(app: &App, out: &Path) -> anyhow::Result<BackupReport> {
     let sink = tokio::task::spawn_blocking(move || -> std::io::Result<Sink> {
         let f = BufWriter::new(create_private(&tmp2)?);
         Ok(if compressed {
-            Sink::Gz(GzEncoder::new(f, flate2::Compression::default()))
+            Sink::Gz(Box::new(GzEncoder::new(f, flate2::Compression::default())))
         } else {
             Sink::Plain(f)
         })

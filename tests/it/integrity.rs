@@ -116,13 +116,29 @@ both_stores!(change_log_mirrors_every_record, |t: TestApp| async move {
     assert!(checked > 3329, "checked {checked} records");
 });
 
-/// A valid mainland ID number and a phone used only here: they must never be found in plaintext.
-const CANARY_ID: &str = "510104198807120036";
-const CANARY_PHONE: &str = "13987654321";
+/// A valid ID number and a phone used only here: they must never be found in plaintext. Both are
+/// chosen so no data generator produces them (a 1903 birth date in 石河子; a UK number from the
+/// range Ofcom reserves for fiction), because PostgreSQL's WAL is shared with every other test
+/// and benchmark on the machine.
+const CANARY_ID: &str = "659001190303030000";
+const CANARY_PHONE: &str = "+447700900123";
+/// The digits of the phone without its country code, as any formatting would still show them.
+const CANARY_PHONE_DIGITS: &str = "7700900123";
 
 fn assert_no_canary(what: &str, bytes: &[u8]) {
     let hay = String::from_utf8_lossy(bytes);
-    for needle in [CANARY_ID, &CANARY_ID[6..14], CANARY_PHONE] {
+    for needle in [CANARY_ID, &CANARY_ID[6..14], CANARY_PHONE_DIGITS] {
+        assert!(
+            !hay.contains(needle),
+            "canary {needle} found in plaintext in {what}"
+        );
+    }
+}
+
+/// For files shared with other tests (PostgreSQL's WAL): the whole values only.
+fn assert_no_whole_canary(what: &str, bytes: &[u8]) {
+    let hay = String::from_utf8_lossy(bytes);
+    for needle in [CANARY_ID, CANARY_PHONE_DIGITS] {
         assert!(
             !hay.contains(needle),
             "canary {needle} found in plaintext in {what}"
@@ -141,7 +157,7 @@ both_stores!(canary_never_in_plaintext, |t: TestApp| async move {
         .try_init();
     assert_eq!(
         anxin_domain::gb11643_check_digit(&CANARY_ID[..17]),
-        Some('6')
+        Some('0')
     );
     let w = world::build(t.store()).await;
     let input = world::person_input(
@@ -243,7 +259,7 @@ both_stores!(canary_never_in_plaintext, |t: TestApp| async move {
             let wal = dir.path().join("main/pg_wal");
             for f in std::fs::read_dir(&wal).into_iter().flatten().flatten() {
                 if let Ok(bytes) = std::fs::read(f.path()) {
-                    assert_no_canary(&f.path().display().to_string(), &bytes);
+                    assert_no_whole_canary(&f.path().display().to_string(), &bytes);
                 }
             }
         }
@@ -532,7 +548,7 @@ fn demo_is_deterministic() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("demo.db").display());
         let config = support::config_for(&url, dir.path());
-        anxin::demo::build_seeded(&config).unwrap();
+        anxin::demo::build_seeded_with(&config, 3_000).unwrap();
         let app = App::open(config, OpenOptions::default()).unwrap();
         let snap = app
             .store

@@ -7,12 +7,16 @@ mod support;
 
 mod auth;
 mod crash;
+mod demo;
+mod import_export;
 mod integrity;
 mod isolation;
+mod openapi;
 mod ops;
 mod people;
 mod places;
 mod platform;
 mod store_engine;
 mod tree;
+mod web;
 mod world;

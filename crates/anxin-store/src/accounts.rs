@@ -62,6 +62,7 @@ fn require(caller: &Caller, p: Permission) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Users
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserKind {
@@ -88,6 +89,7 @@ impl UserKind {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
     pub id: Uuid,
@@ -582,6 +584,7 @@ pub fn choose_person(
 // Residents: the people behind a phone
 
 /// A person a resident account may act as, as the resident sees it: masked.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LinkedPerson {
     pub person_id: Uuid,
@@ -732,6 +735,7 @@ pub fn check_login_code(tx: &mut Tx, bidx: &[u8], code: &str, max_attempts: u32)
 // ---------------------------------------------------------------------------------------------
 // API tokens
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiToken {
     pub id: Uuid,
@@ -857,6 +861,7 @@ pub fn user_by_api_token(
 // ---------------------------------------------------------------------------------------------
 // Grants
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantSource {
@@ -867,11 +872,14 @@ pub enum GrantSource {
     Assignment,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Grant {
     pub id: Uuid,
     pub user_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub role: Role,
+    #[cfg_attr(feature = "openapi", schema(value_type = ScopeDoc))]
     pub scope: Scope,
     pub valid_from: DateTime<Utc>,
     pub valid_to: Option<DateTime<Utc>>,
@@ -1200,4 +1208,15 @@ mod tests {
             )));
         }
     }
+}
+
+/// How a grant's scope appears in JSON: `{"kind": "node" | "grid" | "household", "id": …}`.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(as = Scope)]
+#[allow(dead_code)]
+pub struct ScopeDoc {
+    /// `node`, `grid` or `household`.
+    pub kind: String,
+    pub id: Uuid,
 }

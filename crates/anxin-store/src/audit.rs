@@ -104,6 +104,7 @@ impl AuditEntry {
 }
 
 /// An entry as stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
     pub seq: i64,
@@ -120,6 +121,7 @@ pub struct AuditRecord {
 }
 
 /// What [`verify`] found.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     /// Entries checked.
@@ -153,6 +155,7 @@ pub struct AuditPageReq {
     pub limit: Option<i64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditPage {
     pub items: Vec<AuditRecord>,

@@ -49,6 +49,7 @@ fn people_reach(caller: &Caller, write: bool) -> Reach {
 }
 
 /// A person as entered: raw strings from a form, an API body or an import row.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersonInput {
@@ -173,6 +174,7 @@ impl NewPerson {
 }
 
 /// A person as lists and detail pages show them: masked.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PersonView {
     pub id: Uuid,
@@ -213,6 +215,7 @@ impl PersonView {
 }
 
 /// The plaintext a permitted caller may see on request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Unmasked {
     pub doc_number: Option<String>,
@@ -407,6 +410,7 @@ pub fn unmask_person(
 }
 
 /// Changes to a person; `None` leaves a field as it is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersonPatch {
@@ -539,6 +543,7 @@ pub fn erase_person(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<()> {
     tx.env().keys.shred(tx.conn(), key_id)
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PeopleFilter {
     /// Any node: people in its subtree.
@@ -552,6 +557,7 @@ pub struct PeopleFilter {
     pub offset: Option<i64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -687,6 +693,7 @@ fn find_by(
 
 // ---- households ----
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Household {
     pub id: Uuid,
@@ -696,6 +703,7 @@ pub struct Household {
     pub label: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Member {
     pub membership_id: Uuid,
@@ -887,6 +895,7 @@ pub fn leave_household(
 
 // ---- vulnerable people ----
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VulnerableInput {
@@ -899,6 +908,7 @@ pub struct VulnerableInput {
     pub notes: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct VulnerableView {
     pub id: Uuid,

@@ -122,6 +122,7 @@ fn parse_enum<T: std::str::FromStr<Err = DomainError>>(field: &str, raw: &str) -
 }
 
 /// A location as it arrives: coordinates in the system the client declares.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocationInput {
@@ -133,10 +134,12 @@ pub struct LocationInput {
 }
 
 /// A stored location: WGS84, and the system it was given in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Location {
     pub lon: f64,
     pub lat: f64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub source_crs: Crs,
 }
 
@@ -235,6 +238,7 @@ impl Paging {
 }
 
 /// One page of a list and how many records match in all.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -432,6 +436,7 @@ fn ensure_none(conn: &mut dyn Conn, sql: &str, id: Uuid, code: &'static str) -> 
 // ---------------------------------------------------------------------------------------------
 // Buildings.
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Building {
     pub id: Uuid,
@@ -468,6 +473,7 @@ impl Building {
 }
 
 /// A building as it arrives.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildingInput {
@@ -481,6 +487,7 @@ pub struct BuildingInput {
 }
 
 /// Changes to a building: an absent field stays, `null` clears it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildingPatch {
@@ -641,6 +648,7 @@ pub fn delete_building(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<()> {
 }
 
 /// A building list query as it arrives.
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BuildingQuery {
     /// Any node: buildings in its subtree (e.g. every building of a street).
@@ -705,6 +713,7 @@ pub fn list_buildings(
 // ---------------------------------------------------------------------------------------------
 // Units (单元).
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Unit {
     pub id: Uuid,
@@ -728,6 +737,7 @@ impl Unit {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnitInput {
@@ -825,6 +835,7 @@ pub fn list_units(conn: &mut dyn Conn, caller: &Caller, building_id: Uuid) -> Re
 // ---------------------------------------------------------------------------------------------
 // Dwellings (户/房屋).
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Dwelling {
     pub id: Uuid,
@@ -855,6 +866,7 @@ impl Dwelling {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DwellingInput {
@@ -866,6 +878,7 @@ pub struct DwellingInput {
     pub area_m2: Option<f64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DwellingPatch {
@@ -1043,17 +1056,21 @@ pub fn list_dwellings(
 // ---------------------------------------------------------------------------------------------
 // Facilities.
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Facility {
     pub id: Uuid,
     pub node_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: FacilityKind,
     pub name: String,
     pub location: Option<Location>,
     pub capacity: Option<i64>,
     pub area_m2: Option<f64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: FacilityStatus,
     /// Kind-specific details (a hydrant's pressure class, a depot's keeper): a JSON object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub attrs: serde_json::Map<String, serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -1091,6 +1108,7 @@ impl Facility {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FacilityInput {
@@ -1106,6 +1124,7 @@ pub struct FacilityInput {
     pub attrs: Option<serde_json::Value>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FacilityPatch {
@@ -1322,6 +1341,7 @@ pub fn delete_facility(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<()> {
     tx.delete("facilities", id)
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct FacilityQuery {
     pub under: Option<Uuid>,
@@ -1430,6 +1450,7 @@ pub fn facility_layer(
 // Duties (职责清单).
 
 /// Who is responsible for what at a node; the phone only as a mask (see [`unmask_duty`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Duty {
     pub id: Uuid,
@@ -1460,6 +1481,7 @@ impl Duty {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DutyInput {
@@ -1473,6 +1495,7 @@ pub struct DutyInput {
     pub phone: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DutyPatch {
@@ -1599,6 +1622,7 @@ pub fn get_duty(conn: &mut dyn Conn, caller: &Caller, id: Uuid) -> Result<Duty> 
 }
 
 /// A duty holder's phone in clear.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct UnmaskedDuty {
     pub phone: Option<String>,
@@ -1673,6 +1697,7 @@ pub fn delete_duty(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<()> {
     tx.env().keys.shred(tx.conn(), key_id)
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct DutyQuery {
     pub under: Option<Uuid>,

@@ -183,8 +183,27 @@ fn writer_loop(
             continue;
         }
         let mut outcomes = Vec::with_capacity(size);
-        for job in batch {
-            outcomes.push(run_isolated(conn, job));
+        if size == 1 {
+            // Alone in its group, a write needs no savepoint: if it fails, rolling back the whole
+            // transaction undoes exactly it. Savepoints are not free: inside one, every statement
+            // keeps a statement journal, which made big writes (imports, the demo) slow down
+            // row by row.
+            for job in batch {
+                let out = run_alone(conn, job);
+                if !out.ok {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    (out.finish)(Ok(()));
+                    continue;
+                }
+                outcomes.push(out);
+            }
+            if outcomes.is_empty() {
+                continue;
+            }
+        } else {
+            for job in batch {
+                outcomes.push(run_isolated(conn, job));
+            }
         }
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
@@ -207,6 +226,22 @@ fn writer_loop(
                 for o in outcomes {
                     (o.finish)(Err(StoreError::Backend(format!("commit: {msg}"))));
                 }
+            }
+        }
+    }
+}
+
+/// Run the only job of a group directly in the transaction; the caller rolls back on failure.
+fn run_alone(conn: &rusqlite::Connection, job: WriteJob) -> JobOutcome {
+    let mut c = SqliteConn(conn);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut c))) {
+        Ok(o) => o,
+        Err(_) => {
+            tracing::error!("write job panicked; rolled back");
+            JobOutcome {
+                ok: false,
+                events: Vec::new(),
+                finish: Box::new(|_| {}),
             }
         }
     }

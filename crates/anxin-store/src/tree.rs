@@ -21,6 +21,7 @@ use crate::scope::{Caller, ScopeCols};
 use crate::tx::Tx;
 use crate::value::{Row, Value};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Node {
     pub id: Uuid,
@@ -374,6 +375,7 @@ impl TreeStore for dyn Conn + '_ {
 }
 
 /// A grid (网格): a group of a community's buildings with its grid workers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Grid {
     pub id: Uuid,

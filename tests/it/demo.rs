@@ -1,0 +1,71 @@
+//! The demo city: a small `anxin demo --people N` over the whole of 锦江区, checked for shape,
+//! plausibility (locations inside the district, rates near the cited ones) and idempotence.
+
+use anxin::app::{App, OpenOptions};
+
+use crate::support;
+
+#[test]
+fn demo_fills_jinjiang_plausibly_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let config = support::config_for(&url, dir.path());
+    let first = anxin::demo::build_seeded_with(&config, 3_000).unwrap();
+    assert!(first.contains("3000 people"), "{first}");
+    let second = anxin::demo::build_seeded_with(&config, 3_000).unwrap();
+    assert!(second.starts_with("demo already present"), "{second}");
+
+    let app = App::open(config, OpenOptions::default()).unwrap();
+    let q = |sql: &'static str| {
+        app.store
+            .read_blocking(move |c, _| c.query_i64(sql, &[]))
+            .unwrap()
+    };
+    assert_eq!(q("SELECT count(*) FROM people"), 3_000);
+    // Every community of 锦江区 (510104) has at least three grids and its people.
+    // 76 communities under 锦江区 in the 2023 division list.
+    let communities = 76;
+    let with_grids = q("SELECT count(DISTINCT community_id) FROM grids");
+    assert_eq!(with_grids, communities);
+    assert!(q("SELECT min(n) FROM (SELECT count(*) AS n FROM grids GROUP BY community_id) t") >= 3);
+    // Everyone lives in a household in a dwelling.
+    assert_eq!(
+        q("SELECT count(*) FROM people WHERE household_id IS NULL"),
+        0
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM households WHERE dwelling_id IS NULL"),
+        0
+    );
+    // Household size near Chengdu's 2.3.
+    let households = q("SELECT count(*) FROM households");
+    let size = 3_000.0 / households as f64;
+    assert!((2.0..2.6).contains(&size), "{size}");
+    // Floating population near the cited share (38% of households), well away from 0 and 1.
+    let floating =
+        q("SELECT count(*) FROM people WHERE population_type = 'floating'") as f64 / 3_000.0;
+    assert!((0.25..0.5).contains(&floating), "{floating}");
+    // Vulnerable people (categories are sealed): disability 6.34% plus elderly living alone
+    // and pregnancies, so between 5% and 15% of people.
+    let vulnerable = q("SELECT count(*) FROM vulnerable") as f64 / 3_000.0;
+    assert!((0.05..0.15).contains(&vulnerable), "{vulnerable}");
+    // Buildings and facilities sit inside 锦江区's extent; every community has a shelter with a
+    // capacity.
+    assert_eq!(
+        q("SELECT count(*) FROM buildings WHERE lon < 104.06 OR lon > 104.14 OR lat < 30.57 OR lat > 30.67"),
+        0
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM facilities WHERE lon < 104.06 OR lon > 104.14 OR lat < 30.57 OR lat > 30.67"),
+        0
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM facilities WHERE kind = 'shelter' AND capacity > 0"),
+        communities
+    );
+    // One account per role.
+    assert_eq!(
+        q("SELECT count(*) FROM users"),
+        anxin::demo::DEMO_ACCOUNTS.len() as i64
+    );
+}
