@@ -286,14 +286,6 @@ async fn search(
     Ok(Json(found))
 }
 
-/// A spreadsheet cell that a spreadsheet program would not run as a formula.
-pub fn neutralize_cell(s: &str) -> String {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_owned(),
-    }
-}
-
 #[utoipa::path(
     get, path = "/api/v1/people.csv", tag = "people",
     params(PeopleFilter),
@@ -367,7 +359,7 @@ async fn export_csv(
             p.grid_id.map(|g| g.to_string()).unwrap_or_default(),
             p.household_id.map(|h| h.to_string()).unwrap_or_default(),
         ];
-        w.write_record(cells.iter().map(|c| neutralize_cell(c)))
+        w.write_record(cells.iter().map(|c| crate::io::neutralize_cell(c)))
             .map_err(internal)?;
     }
     let mut body = vec![0xEF, 0xBB, 0xBF]; // BOM: Excel opens UTF-8 Chinese correctly
