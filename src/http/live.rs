@@ -94,13 +94,8 @@ async fn stream(
         .store
         .read(move |c, _| {
             let mut reach = caller.reach(Permission::ReadBase);
-            let people = caller.reach(Permission::ReadPeople);
-            let own = caller.reach(Permission::ReadOwnHousehold);
-            reach.all |= people.all;
-            reach.nodes.extend(people.nodes);
-            reach.grids.extend(people.grids);
-            reach.households.extend(people.households);
-            reach.households.extend(own.households);
+            reach.merge(caller.reach(Permission::ReadPeople));
+            reach.merge(caller.reach(Permission::ReadOwnHousehold));
             let nodes = reach.expand_nodes(c)?;
             Ok((nodes, reach.grids, reach.households))
         })

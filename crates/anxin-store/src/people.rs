@@ -43,8 +43,7 @@ fn people_reach(caller: &Caller, write: bool) -> Reach {
         (Permission::ReadPeople, Permission::ReadOwnHousehold)
     };
     let mut r = caller.reach(staff);
-    let o = caller.reach(own);
-    r.households.extend(o.households);
+    r.merge(caller.reach(own));
     r
 }
 
@@ -73,6 +72,16 @@ pub struct PersonInput {
     pub household_id: Option<Uuid>,
     #[serde(default)]
     pub household_role: Option<String>,
+}
+
+/// The columns `cols` of person `id` if it lies within `reach`; `None` outside it or missing.
+fn person_within(conn: &mut dyn Conn, reach: &Reach, id: Uuid, cols: &str) -> Result<Option<Row>> {
+    let mut params = params![id].to_vec();
+    let pred = reach.predicate(conn.dialect(), PEOPLE_COLS, &mut params);
+    conn.query_one(
+        &format!("SELECT {cols} FROM people p WHERE p.id = $1 AND {pred}"),
+        &params,
+    )
 }
 
 /// A person that has passed every check: nothing invalid gets past [`NewPerson::parse`].
@@ -367,14 +376,7 @@ pub fn create_person(tx: &mut Tx, caller: &Caller, p: &NewPerson) -> Result<Pers
 
 /// One person, masked; `NotFound` outside the caller's reach.
 pub fn get_person(conn: &mut dyn Conn, caller: &Caller, id: Uuid) -> Result<PersonView> {
-    let reach = people_reach(caller, false);
-    let mut params = params![id].to_vec();
-    let pred = reach.predicate(conn.dialect(), PEOPLE_COLS, &mut params);
-    let row = conn
-        .query_one(
-            &format!("SELECT {VIEW_COLS} FROM people p WHERE p.id = $1 AND {pred}"),
-            &params,
-        )?
+    let row = person_within(conn, &people_reach(caller, false), id, VIEW_COLS)?
         .ok_or(StoreError::NotFound)?;
     PersonView::from_row(&row)
 }
@@ -388,15 +390,13 @@ pub fn unmask_person(
     id: Uuid,
 ) -> Result<Unmasked> {
     get_person(conn, caller, id)?;
-    let reach = caller.reach(Permission::Unmask);
-    let mut params = params![id].to_vec();
-    let pred = reach.predicate(conn.dialect(), PEOPLE_COLS, &mut params);
-    let row = conn
-        .query_one(
-            &format!("SELECT p.doc_ct, p.phone_ct FROM people p WHERE p.id = $1 AND {pred}"),
-            &params,
-        )?
-        .ok_or(StoreError::Forbidden("person.unmask_not_allowed"))?;
+    let row = person_within(
+        conn,
+        &caller.reach(Permission::Unmask),
+        id,
+        "p.doc_ct, p.phone_ct",
+    )?
+    .ok_or(StoreError::Forbidden("person.unmask_not_allowed"))?;
     let open = |conn: &mut dyn Conn, col: &str, field: &str| -> Result<Option<String>> {
         match row.get::<Option<Vec<u8>>>(col)? {
             Some(ct) => env.keys.open_string(conn, field, &ct).map(Some),
@@ -432,15 +432,13 @@ pub fn update_person(
     id: Uuid,
     patch: &PersonPatch,
 ) -> Result<PersonView> {
-    let reach = people_reach(caller, true);
-    let mut params = params![id].to_vec();
-    let pred = reach.predicate(tx.dialect(), PEOPLE_COLS, &mut params);
-    let row = tx
-        .query_one(
-            &format!("SELECT p.key_id, p.community_id, p.doc_type, p.doc_ct, p.phone_ct FROM people p WHERE p.id = $1 AND {pred}"),
-            &params,
-        )?
-        .ok_or(StoreError::NotFound)?;
+    let row = person_within(
+        tx.conn(),
+        &people_reach(caller, true),
+        id,
+        "p.key_id, p.community_id, p.doc_type, p.doc_ct, p.phone_ct",
+    )?
+    .ok_or(StoreError::NotFound)?;
     let key_id: Uuid = row.get("key_id")?;
     let community: Uuid = row.get("community_id")?;
     let mut cols: Vec<(&str, Value)> = vec![("updated_at", tx.now().into())];
@@ -519,14 +517,7 @@ pub fn update_person(
 /// Erase a person (PIPL deletion): their rows go and their data key is shredded, which makes
 /// every change-log image of them unreadable.
 pub fn erase_person(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<()> {
-    let reach = people_reach(caller, true);
-    let mut params = params![id].to_vec();
-    let pred = reach.predicate(tx.dialect(), PEOPLE_COLS, &mut params);
-    let row = tx
-        .query_one(
-            &format!("SELECT p.key_id FROM people p WHERE p.id = $1 AND {pred}"),
-            &params,
-        )?
+    let row = person_within(tx.conn(), &people_reach(caller, true), id, "p.key_id")?
         .ok_or(StoreError::NotFound)?;
     let key_id: Uuid = row.get("key_id")?;
     for table in ["memberships", "vulnerable"] {
@@ -929,12 +920,13 @@ const VULN_COLS: ScopeCols<'static> = ScopeCols {
 pub fn add_vulnerable(tx: &mut Tx, caller: &Caller, i: &VulnerableInput) -> Result<Uuid> {
     let category: VulnerableCategory = parse_field(&i.category, "category")?;
     let channel: ContactChannel = parse_field(&i.contact_channel, "contact_channel")?;
-    let reach = caller.reach(Permission::WriteVulnerable);
-    let mut params = params![i.person_id].to_vec();
-    let pred = reach.predicate(tx.dialect(), PEOPLE_COLS, &mut params);
-    let p = tx
-        .query_one(&format!("SELECT p.key_id, p.community_id, p.grid_id FROM people p WHERE p.id = $1 AND {pred}"), &params)?
-        .ok_or(StoreError::NotFound)?;
+    let p = person_within(
+        tx.conn(),
+        &caller.reach(Permission::WriteVulnerable),
+        i.person_id,
+        "p.key_id, p.community_id, p.grid_id",
+    )?
+    .ok_or(StoreError::NotFound)?;
     let key_id: Uuid = p.get("key_id")?;
     if let Some(h) = i.helper_user_id {
         if tx.conn().query_i64(

@@ -138,6 +138,14 @@ impl Caller {
 }
 
 impl Reach {
+    /// Widen this reach by another: where either applies.
+    pub fn merge(&mut self, other: Reach) {
+        self.all |= other.all;
+        self.nodes.extend(other.nodes);
+        self.grids.extend(other.grids);
+        self.households.extend(other.households);
+    }
+
     pub fn is_empty(&self) -> bool {
         !self.all && self.nodes.is_empty() && self.grids.is_empty() && self.households.is_empty()
     }
