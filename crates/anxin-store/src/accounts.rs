@@ -1220,3 +1220,88 @@ pub struct ScopeDoc {
     pub kind: String,
     pub id: Uuid,
 }
+
+// ---- for the administration pages ---------------------------------------------------------
+
+/// Staff and integration accounts by username, for the security administrator's user list:
+/// `q` is a username or display-name substring. Only for callers who manage accounts or
+/// grants; anyone else gets [`StoreError::NotFound`], as if there were no list.
+pub fn list_staff_users(
+    conn: &mut dyn Conn,
+    caller: &Caller,
+    q: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<User>, i64)> {
+    if !(caller.has(Permission::ManageAccounts) || caller.has(Permission::ManageGrants)) {
+        return Err(StoreError::NotFound);
+    }
+    let mut ps: Vec<Value> = Vec::new();
+    let mut wher = String::from("u.kind <> 'resident'");
+    if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
+        let mut pat = String::from("%");
+        for c in q.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pat.push('\\');
+            }
+            pat.push(c);
+        }
+        pat.push('%');
+        ps.push(pat.into());
+        wher.push_str(
+            " AND (u.username LIKE $1 ESCAPE '\\' OR u.display_name LIKE $1 ESCAPE '\\')",
+        );
+    }
+    let total = conn.query_i64(&format!("SELECT count(*) FROM users u WHERE {wher}"), &ps)?;
+    let n = ps.len();
+    ps.push(limit.into());
+    ps.push(offset.into());
+    let rows = conn.query(
+        &format!(
+            "SELECT {USER_COLS} FROM users u WHERE {wher} ORDER BY u.username, u.id LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        ),
+        &ps,
+    )?;
+    let users = rows.iter().map(user_from).collect::<Result<_>>()?;
+    Ok((users, total))
+}
+
+/// The pending (not yet confirmed) TOTP secret of a user, to show the enrolment again after a
+/// wrong confirmation code. `None` when there is none.
+pub fn pending_totp_secret(
+    conn: &mut dyn Conn,
+    env: &Env,
+    user_id: Uuid,
+) -> Result<Option<Vec<u8>>> {
+    let Some(row) = conn.query_one(
+        "SELECT secret_ct FROM totp_enrolments WHERE user_id = $1",
+        &params![user_id],
+    )?
+    else {
+        return Ok(None);
+    };
+    let ct: Vec<u8> = row.get("secret_ct")?;
+    env.keys.open(conn, TOTP_FIELD, &ct).map(Some)
+}
+
+/// A grant scope's name as the grants page shows it (a node's name, a grid's name with its
+/// community, a household's label). `None` when the record is gone.
+pub fn scope_label(conn: &mut dyn Conn, scope: Scope) -> Result<Option<String>> {
+    let row = match scope {
+        Scope::Node(id) => conn.query_one(
+            "SELECT n.name AS label FROM nodes n WHERE n.id = $1",
+            &params![id],
+        )?,
+        Scope::Grid(id) => conn.query_one(
+            "SELECT n.name || ' · ' || g.name AS label FROM grids g JOIN nodes n ON n.id = g.community_id WHERE g.id = $1",
+            &params![id],
+        )?,
+        Scope::Household(id) => conn.query_one(
+            "SELECT h.label AS label FROM households h WHERE h.id = $1",
+            &params![id],
+        )?,
+    };
+    row.map(|r| r.get("label")).transpose()
+}

@@ -38,6 +38,7 @@ pub const LOGGED_TABLES: &[&str] = &[
     "users",
     "grants",
     "api_tokens",
+    "map_features",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

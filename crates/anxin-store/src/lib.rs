@@ -17,6 +17,8 @@ pub mod conn;
 pub mod error;
 pub mod jobs;
 pub mod keys;
+pub mod lists;
+pub mod maps;
 pub mod migrate;
 pub mod notify;
 pub mod people;
@@ -50,6 +52,8 @@ pub struct Env {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGen>,
     pub keys: Keys,
+    /// The algorithm of new data keys (the bulk paths make them outside `Keys`).
+    pub data_key_alg: Algorithm,
     /// This node's name in change-log origins (a community node later syncs with the city's).
     pub origin: String,
     pub events: broadcast::Sender<ChangeEvent>,
@@ -177,6 +181,7 @@ impl Store {
             clock,
             ids,
             keys,
+            data_key_alg: algorithm,
             origin,
             events,
         });

@@ -31,17 +31,21 @@ pub const SQLITE: &[Migration] = &[
     m!(2, "0002_platform", "sqlite"),
     m!(3, "0003_auth", "sqlite"),
     m!(4, "0004_platform2", "sqlite"),
+    m!(5, "0005_search", "sqlite"),
+    m!(6, "0006_maps", "sqlite"),
 ];
 pub const POSTGRES: &[Migration] = &[
     m!(1, "0001_base", "postgres"),
     m!(2, "0002_platform", "postgres"),
     m!(3, "0003_auth", "postgres"),
     m!(4, "0004_platform2", "postgres"),
+    m!(5, "0005_search", "postgres"),
+    m!(6, "0006_maps", "postgres"),
 ];
 
 /// The schema version each release shipped, newest last (the newest is this build's latest
 /// migration): the upgrade test starts from a database made by the one before.
-pub const RELEASES: &[(&str, i64)] = &[("0.0.1", 2), ("0.1.0", 4)];
+pub const RELEASES: &[(&str, i64)] = &[("0.0.1", 2), ("0.1.0", 4), ("0.2.0", 6)];
 
 pub fn list(d: Dialect) -> &'static [Migration] {
     match d {

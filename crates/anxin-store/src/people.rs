@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::conn::Conn;
+use crate::conn::{Conn, Dialect};
 use crate::error::{Result, StoreError};
 use crate::params;
 use crate::scope::{Caller, Reach, ScopeCols};
@@ -541,23 +541,35 @@ pub struct PeopleFilter {
     pub node: Option<Uuid>,
     pub grid: Option<Uuid>,
     pub household: Option<Uuid>,
-    /// A substring of the name (Chinese works: 张 finds 张三 and 李张).
+    /// A substring of the name, one character or more (Chinese works: 张 finds 张三 and 李张).
     pub q: Option<String>,
     pub population_type: Option<String>,
     pub limit: Option<i64>,
+    /// Rows to skip (for jumping to a page); `after` is the way to walk a long list.
     pub offset: Option<i64>,
+    /// The `next` cursor of the previous page: the page after it (keyset paging, stable under
+    /// equal names). When given, `offset` is ignored.
+    pub after: Option<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// How many match: exact unless `total_capped`, then at least this many (counting stops
+    /// 1,000 rows past the page; shown as "1000+").
     pub total: i64,
+    /// Whether `total` is a lower bound because counting stopped at the cap.
+    pub total_capped: bool,
     pub limit: i64,
     pub offset: i64,
+    /// Cursor of the next page (pass as `after`); absent on the last page.
+    pub next: Option<String>,
 }
 
 pub const MAX_PAGE: i64 = 200;
+/// Matches counted beyond the page's offset before the total is shown as "1,000+".
+pub const COUNT_CAP: i64 = 1_000;
 
 fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -565,32 +577,174 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// Every distinct 1- and 2-character substring of a name: what `person_name_grams` holds for a
+/// person, so a search for one or two characters anywhere in a name is one index lookup.
+pub fn name_grams(name: &str) -> Vec<String> {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out: Vec<String> = Vec::with_capacity(chars.len() * 2);
+    for i in 0..chars.len() {
+        out.push(chars[i].to_string());
+        if let Some(pair) = chars.get(i..i + 2) {
+            out.push(pair.iter().collect());
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The opaque cursor of a list position (the last row's name and id).
+fn cursor(name: &str, id: Uuid) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{id}{name}"))
+}
+
+fn parse_cursor(raw: &str) -> Result<(String, Uuid)> {
+    use base64::Engine;
+    let bad = || StoreError::invalid("value.invalid", "after");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.trim())
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (id, name) = (
+        text.get(..36).ok_or_else(bad)?,
+        text.get(36..).ok_or_else(bad)?,
+    );
+    Ok((name.to_owned(), Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+/// `col IN (the ids bound as one JSON array at $n)`, comparing as the column's own type so
+/// PostgreSQL can use an index on it.
+fn ids_in(d: Dialect, col: &str, n: usize) -> String {
+    match d {
+        Dialect::Sqlite => format!("{col} IN (SELECT value FROM json_each(${n}))"),
+        Dialect::Postgres => {
+            format!("{col} IN (SELECT v::uuid FROM jsonb_array_elements_text(${n}::jsonb) AS t(v))")
+        }
+    }
+}
+
+fn json_uuids<'a>(ids: impl Iterator<Item = &'a Uuid>) -> Value {
+    Value::Json(serde_json::Value::Array(
+        ids.map(|u| serde_json::Value::String(u.to_string()))
+            .collect(),
+    ))
+}
+
+/// How a list is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Walk `people_name_order` (name, id) and skip rows outside reach and filters: a wide reach
+    /// (a district, a community) fills a page after a few rows.
+    NameOrder,
+    /// Walk the name grams of the query's first characters in (name, id) order.
+    Grams,
+    /// A narrow reach or filter (grids, households): read those rows by their index and sort.
+    Narrow,
+}
+
+/// One page of people within the caller's reach, in (name, id) order.
+///
+/// The caller's node grants are expanded to node ids once per call (not a recursive query per
+/// row); the total is counted only up to [`COUNT_CAP`] rows past the page.
 pub fn list_people(
     conn: &mut dyn Conn,
     caller: &Caller,
     f: &PeopleFilter,
 ) -> Result<Page<PersonView>> {
+    let d = conn.dialect();
     let reach = people_reach(caller, false);
     let limit = f.limit.unwrap_or(20).clamp(1, MAX_PAGE);
-    let offset = f.offset.unwrap_or(0).max(0);
-    let mut params: Vec<Value> = Vec::new();
-    let mut conds = vec![reach.predicate(conn.dialect(), PEOPLE_COLS, &mut params)];
-    if let Some(n) = f.node {
-        params.push(Value::Json(serde_json::json!([n.to_string()])));
-        let sub = Reach {
+    let after = f
+        .after
+        .as_deref()
+        .filter(|a| !a.trim().is_empty())
+        .map(parse_cursor)
+        .transpose()?;
+    let offset = if after.is_some() {
+        0
+    } else {
+        f.offset.unwrap_or(0).max(0)
+    };
+    let q =
+        f.q.as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned);
+    let reach_nodes = reach.expand_nodes(conn)?;
+    let filter_nodes = match f.node {
+        Some(n) => Reach {
             nodes: vec![n],
             ..Reach::default()
-        };
-        params.pop();
-        conds.push(sub.predicate(
-            conn.dialect(),
-            ScopeCols {
-                node: "p.community_id",
-                grid: None,
-                household: None,
-            },
-            &mut params,
-        ));
+        }
+        .expand_nodes(conn)?,
+        None => None,
+    };
+    let wide = reach_nodes.as_ref().is_none_or(|n| !n.is_empty());
+    let plan = if !wide || f.grid.is_some() || f.household.is_some() {
+        Plan::Narrow
+    } else if q.is_some() {
+        Plan::Grams
+    } else {
+        Plan::NameOrder
+    };
+    let (name_col, id_col, community) = match plan {
+        Plan::Grams => ("g.name", "g.person_id", "g.community_id"),
+        _ => ("p.name", "p.id", "p.community_id"),
+    };
+    // The reach by community, in a form that keeps the wide plans walking (name, id): SQLite must
+    // not take the community index (and sort the whole reach: `+col` hides it); PostgreSQL must
+    // test the ids as a hashed set per row, not turn them into a join that loses the order (the
+    // `OR col IS NULL`, never true, keeps the subquery a filter).
+    let community_in = |n: usize| match (plan, d) {
+        (Plan::Narrow, _) => ids_in(d, community, n),
+        (Plan::NameOrder, Dialect::Sqlite) => ids_in(d, &format!("+{community}"), n),
+        (Plan::Grams, Dialect::Sqlite) => ids_in(d, community, n),
+        (_, Dialect::Postgres) => format!("({} OR {community} IS NULL)", ids_in(d, community, n)),
+    };
+    let mut params: Vec<Value> = Vec::new();
+    let mut conds: Vec<String> = Vec::new();
+    if let Some(gram_q) = q.as_deref().filter(|_| plan == Plan::Grams) {
+        let gram: String = gram_q.chars().take(2).collect();
+        params.push(gram.into());
+        conds.push(format!("g.gram = ${}", params.len()));
+    }
+    match &reach_nodes {
+        None => {}
+        Some(nodes) => {
+            let mut parts = Vec::new();
+            if !nodes.is_empty() {
+                params.push(json_uuids(nodes.iter()));
+                parts.push(community_in(params.len()));
+            }
+            for (col, ids) in [
+                ("p.grid_id", &reach.grids),
+                ("p.household_id", &reach.households),
+            ] {
+                match ids.as_slice() {
+                    [] => {}
+                    // One grid (the grid worker): a plain equality, so PostgreSQL walks
+                    // `people_grid_name` in order.
+                    [one] => {
+                        params.push((*one).into());
+                        parts.push(format!("{col} = ${}", params.len()));
+                    }
+                    many => {
+                        params.push(json_uuids(many.iter()));
+                        parts.push(ids_in(d, col, params.len()));
+                    }
+                }
+            }
+            conds.push(if parts.is_empty() {
+                "1 = 0".to_owned()
+            } else {
+                format!("({})", parts.join(" OR "))
+            });
+        }
+    }
+    if let Some(nodes) = &filter_nodes {
+        params.push(json_uuids(nodes.iter()));
+        conds.push(community_in(params.len()));
     }
     if let Some(g) = f.grid {
         params.push(g.into());
@@ -600,39 +754,103 @@ pub fn list_people(
         params.push(h.into());
         conds.push(format!("p.household_id = ${}", params.len()));
     }
-    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        params.push(format!("%{}%", escape_like(q)).into());
-        conds.push(format!("p.name LIKE ${} ESCAPE '\\'", params.len()));
+    if let Some(q) = &q {
+        // The gram finds every name holding the first one or two characters; longer queries
+        // (and the narrow plan) check the whole substring.
+        if plan != Plan::Grams || q.chars().count() > 2 {
+            params.push(format!("%{}%", escape_like(q)).into());
+            conds.push(format!("p.name LIKE ${} ESCAPE '\\'", params.len()));
+        }
     }
     if let Some(t) = f.population_type.as_deref().filter(|t| !t.is_empty()) {
         let t: PopulationType = t.parse().map_err(|e| field_err("population_type", &e))?;
         params.push(t.as_str().into());
         conds.push(format!("p.population_type = ${}", params.len()));
     }
-    let cond = conds.join(" AND ");
-    let total = conn.query_i64(
-        &format!("SELECT count(*) FROM people p WHERE {cond}"),
-        &params,
-    )?;
+    let from = if plan == Plan::Grams {
+        "person_name_grams g JOIN people p ON p.id = g.person_id"
+    } else {
+        "people p"
+    };
+    let cond = if conds.is_empty() {
+        "1 = 1".to_owned()
+    } else {
+        conds.join(" AND ")
+    };
+    let count_params = params.clone();
+    let mut page_cond = cond.clone();
+    if let Some((name, id)) = &after {
+        params.push(name.as_str().into());
+        params.push((*id).into());
+        page_cond = format!(
+            "{page_cond} AND ({name_col}, {id_col}) > (${}, ${})",
+            params.len() - 1,
+            params.len()
+        );
+    }
     let n = params.len();
     params.push(limit.into());
     params.push(offset.into());
     let rows = conn.query(
         &format!(
-            "SELECT {VIEW_COLS} FROM people p WHERE {cond} ORDER BY p.name, p.id LIMIT ${} OFFSET ${}",
+            "SELECT {VIEW_COLS} FROM {from} WHERE {page_cond} ORDER BY {name_col}, {id_col} LIMIT ${} OFFSET ${}",
             n + 1,
             n + 2
         ),
         &params,
     )?;
+    let items: Vec<PersonView> = rows
+        .iter()
+        .map(PersonView::from_row)
+        .collect::<Result<_>>()?;
+    let shown = i64::try_from(items.len()).unwrap_or(0);
+    let next = (shown == limit)
+        .then(|| items.last().map(|p| cursor(&p.name, p.id)))
+        .flatten();
+    // The total, without walking the rows before the page a second time: a short page is the
+    // last one (exact); after a full page, count on from its last row, up to the cap.
+    let count = |conn: &mut dyn Conn, extra: Option<(&str, Uuid)>, cap: i64| -> Result<i64> {
+        let mut p = count_params.clone();
+        let mut c = cond.clone();
+        if let Some((name, id)) = extra {
+            p.push(name.into());
+            p.push(id.into());
+            c = format!(
+                "{c} AND ({name_col}, {id_col}) > (${}, ${})",
+                p.len() - 1,
+                p.len()
+            );
+        }
+        p.push(cap.saturating_add(1).into());
+        conn.query_i64(
+            &format!(
+                "SELECT count(*) FROM (SELECT 1 FROM {from} WHERE {c} LIMIT ${}) t",
+                p.len()
+            ),
+            &p,
+        )
+    };
+    let (total, total_capped) = match (&after, items.last()) {
+        (None, Some(_)) if shown < limit => (offset + shown, false),
+        (None, Some(last)) => {
+            let more = count(conn, Some((&last.name, last.id)), COUNT_CAP)?;
+            (offset + shown + more.min(COUNT_CAP), more > COUNT_CAP)
+        }
+        // A cursor page, or an offset past the end: count from the start, up to the cap past
+        // the offset (so a reach shorter than the offset gets its exact size).
+        _ => {
+            let cap = offset.saturating_add(COUNT_CAP);
+            let counted = count(conn, None, cap)?;
+            (counted.min(cap), counted > cap)
+        }
+    };
     Ok(Page {
-        items: rows
-            .iter()
-            .map(PersonView::from_row)
-            .collect::<Result<_>>()?,
+        items,
         total,
+        total_capped,
         limit,
         offset,
+        next,
     })
 }
 
@@ -1021,4 +1239,71 @@ pub fn list_vulnerable(
             })
         })
         .collect()
+}
+
+/// Change a household's label and grid (staff with write reach; outside it:
+/// [`StoreError::NotFound`]). The grid must belong to the household's community; its current
+/// members' grid follows, as when they join.
+pub fn update_household(
+    tx: &mut Tx,
+    caller: &Caller,
+    id: Uuid,
+    label: &str,
+    grid_id: Option<Uuid>,
+) -> Result<Household> {
+    let reach = caller.reach(Permission::WritePeople);
+    let mut params = params![id].to_vec();
+    let pred = reach.predicate(tx.dialect(), HH_COLS, &mut params);
+    let r = tx
+        .query_one(
+            &format!("SELECT h.community_id, h.grid_id, h.dwelling_id FROM households h WHERE h.id = $1 AND {pred}"),
+            &params,
+        )?
+        .ok_or(StoreError::NotFound)?;
+    let community_id: Uuid = r.get("community_id")?;
+    let old_grid: Option<Uuid> = r.get("grid_id")?;
+    let dwelling_id: Option<Uuid> = r.get("dwelling_id")?;
+    let label = label.trim();
+    if label.is_empty() {
+        return Err(StoreError::invalid("value.required", "label"));
+    }
+    // A grid worker may not move a household out of their grids.
+    if grid_id != old_grid && !caller.is_system() {
+        let to_own_grid = grid_id.is_some_and(|g| reach.grids.contains(&g));
+        if !to_own_grid && !reach.contains_node(tx.conn(), community_id)? {
+            return Err(StoreError::invalid("grid.out_of_reach", "grid_id"));
+        }
+    }
+    check_grid(tx, grid_id, community_id)?;
+    let now = tx.now();
+    tx.update(
+        "households",
+        id,
+        &[
+            ("label", label.into()),
+            ("grid_id", grid_id.into()),
+            ("updated_at", now.into()),
+        ],
+    )?;
+    if grid_id != old_grid {
+        let members = tx.query(
+            "SELECT m.person_id FROM memberships m WHERE m.household_id = $1 AND m.valid_to IS NULL",
+            &params![id],
+        )?;
+        for m in &members {
+            let person: Uuid = m.get("person_id")?;
+            tx.update(
+                "people",
+                person,
+                &[("grid_id", grid_id.into()), ("updated_at", now.into())],
+            )?;
+        }
+    }
+    Ok(Household {
+        id,
+        community_id,
+        grid_id,
+        dwelling_id,
+        label: label.to_owned(),
+    })
 }

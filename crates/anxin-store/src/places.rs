@@ -1748,6 +1748,56 @@ pub fn list_duties(conn: &mut dyn Conn, caller: &Caller, f: &DutyFilter) -> Resu
     )
 }
 
+// ---------------------------------------------------------------------------------------------
+// Whole lists for exports.
+
+/// A dwelling with what an export shows beside it: its building's name and location (the point a
+/// map or GeoJSON places it at) and its unit's name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedDwelling {
+    pub dwelling: Dwelling,
+    pub building_name: String,
+    pub unit_name: Option<String>,
+    pub location: Option<Location>,
+}
+
+/// Every dwelling within the caller's read reach (optionally under a node), by building, floor
+/// and number, one page at a time (`limit` up to [`MAX_LAYER`]).
+pub fn list_all_dwellings(
+    conn: &mut dyn Conn,
+    caller: &Caller,
+    under: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> Result<Page<ListedDwelling>> {
+    let mut w = Where::new();
+    w.scope(conn, &caller.reach(Permission::ReadBase), BUILDING_SCOPE);
+    if let Some(u) = under {
+        w.under("b.node_id", u);
+    }
+    page(
+        conn,
+        "dwellings d JOIN buildings b ON b.id = d.building_id LEFT JOIN units u ON u.id = d.unit_id",
+        &format!(
+            "{DWELLING_COLS}, b.name AS building_name, b.lon, b.lat, b.source_crs, u.name AS unit_name"
+        ),
+        w,
+        "b.name, b.id, d.floor, d.number, d.id",
+        Paging {
+            limit: limit.clamp(1, MAX_LAYER),
+            offset: offset.max(0),
+        },
+        |r| {
+            Ok(ListedDwelling {
+                dwelling: Dwelling::from_row(r)?,
+                building_name: r.get("building_name")?,
+                unit_name: r.get("unit_name")?,
+                location: location_from_row(r)?,
+            })
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

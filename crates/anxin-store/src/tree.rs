@@ -483,3 +483,91 @@ pub fn create_compound(
     )?;
     Ok(id)
 }
+
+/// One grid, within the caller's reach (a grid outside it is [`StoreError::NotFound`]).
+pub fn get_grid(conn: &mut dyn Conn, caller: &Caller, id: Uuid) -> Result<Grid> {
+    let reach = caller.reach(Permission::ReadBase);
+    let mut params = params![id].to_vec();
+    let pred = reach.predicate(
+        conn.dialect(),
+        ScopeCols {
+            node: "g.community_id",
+            grid: Some("g.id"),
+            household: None,
+        },
+        &mut params,
+    );
+    let r = conn
+        .query_one(
+            &format!("SELECT g.id, g.community_id, g.name FROM grids g WHERE g.id = $1 AND {pred}"),
+            &params,
+        )?
+        .ok_or(StoreError::NotFound)?;
+    Ok(Grid {
+        id: r.get("id")?,
+        community_id: r.get("community_id")?,
+        name: r.get("name")?,
+    })
+}
+
+/// Rename a grid in the caller's write reach (outside it: [`StoreError::NotFound`]).
+pub fn rename_grid(tx: &mut Tx, caller: &Caller, id: Uuid, name: &str) -> Result<Grid> {
+    let reach = caller.reach(Permission::WriteBase);
+    let mut params = params![id].to_vec();
+    let pred = reach.predicate(
+        tx.dialect(),
+        ScopeCols {
+            node: "g.community_id",
+            grid: Some("g.id"),
+            household: None,
+        },
+        &mut params,
+    );
+    let community_id: Uuid = tx
+        .query_one(
+            &format!("SELECT g.community_id FROM grids g WHERE g.id = $1 AND {pred}"),
+            &params,
+        )?
+        .ok_or(StoreError::NotFound)?
+        .get("community_id")?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(StoreError::invalid("value.required", "name"));
+    }
+    let now = tx.now();
+    tx.update(
+        "grids",
+        id,
+        &[("name", name.into()), ("updated_at", now.into())],
+    )?;
+    Ok(Grid {
+        id,
+        community_id,
+        name: name.to_owned(),
+    })
+}
+
+/// Rename a compound (小区, a node of level `compound`) in the caller's write reach. Official
+/// divisions keep the names of their statistical codes: renaming those is the division
+/// re-import's job, so any other level is [`StoreError::NotFound`] here.
+pub fn rename_compound(tx: &mut Tx, caller: &Caller, id: Uuid, name: &str) -> Result<()> {
+    let reach = caller.reach(Permission::WriteBase);
+    let level = tx
+        .query_one("SELECT level FROM nodes WHERE id = $1", &params![id])?
+        .map(|r| r.get::<String>("level"))
+        .transpose()?;
+    if level.as_deref() != Some("compound") || !reach.contains_node(tx.conn(), id)? {
+        return Err(StoreError::NotFound);
+    }
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(StoreError::invalid("value.required", "name"));
+    }
+    let now = tx.now();
+    tx.update(
+        "nodes",
+        id,
+        &[("name", name.into()), ("updated_at", now.into())],
+    )?;
+    Ok(())
+}

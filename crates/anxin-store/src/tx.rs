@@ -1,5 +1,9 @@
 //! A write: a transaction that logs every record change it makes.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anxin_crypto::{DataKey, WrappedKey};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -38,7 +42,30 @@ pub struct Tx<'a> {
     env: &'a Env,
     now: DateTime<Utc>,
     pending: Vec<Pending>,
+    /// Data keys made by this write through [`Tx::add_data_keys`]: sealing under them (fields and
+    /// change-log images) needs no lookup and no unwrap.
+    made_keys: HashMap<Uuid, Arc<DataKey>>,
 }
+
+/// A new data key and its wrapping under the current master key, made outside a write (the
+/// bulk paths make them on several threads) and stored by [`Tx::add_data_keys`].
+pub fn make_data_key(env: &Env, id: Uuid) -> Result<(Arc<DataKey>, WrappedKey)> {
+    let dk = DataKey::generate(id, env.data_key_alg);
+    let w = env.keys.ring().wrap(&dk)?;
+    Ok((Arc::new(dk), w))
+}
+
+/// Bind parameters one statement may carry: under SQLite's 32,766 and PostgreSQL's 65,535.
+fn max_params(d: Dialect) -> usize {
+    match d {
+        Dialect::Sqlite => 32_000,
+        Dialect::Postgres => 65_000,
+    }
+}
+/// Rows per multi-row statement, whatever the width: larger statements stop paying off.
+const MAX_ROWS_PER_STATEMENT: usize = 1_000;
+/// Change-log entries below this count are appended one statement each (as always).
+const BATCH_LOG_FROM: usize = 16;
 
 fn logged(table: &str) -> Result<&'static str> {
     LOGGED_TABLES
@@ -57,6 +84,7 @@ impl<'a> Tx<'a> {
             env,
             now,
             pending: Vec::new(),
+            made_keys: HashMap::new(),
         }
     }
 
@@ -83,9 +111,81 @@ impl<'a> Tx<'a> {
     }
     /// Seal `plaintext` for `field` under data key `key_id`.
     pub fn seal(&mut self, key_id: Uuid, field: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
-        self.env
-            .keys
-            .seal(&mut *self.conn, key_id, field, plaintext)
+        let dk = self.key_for(key_id)?;
+        Ok(anxin_crypto::encrypt(&dk, plaintext, field.as_bytes())?)
+    }
+
+    fn key_for(&mut self, key_id: Uuid) -> Result<Arc<DataKey>> {
+        match self.made_keys.get(&key_id) {
+            Some(k) => Ok(k.clone()),
+            None => self.env.keys.data_key(&mut *self.conn, key_id),
+        }
+    }
+
+    /// Store data keys made by [`make_data_key`] (one multi-row statement per chunk).
+    pub fn add_data_keys(&mut self, keys: Vec<(Arc<DataKey>, WrappedKey)>) -> Result<()> {
+        let now = self.now;
+        let rows: Vec<Vec<Value>> = keys
+            .iter()
+            .map(|(dk, w)| {
+                vec![
+                    Value::Uuid(dk.id()),
+                    Value::Text(w.kek_id.clone()),
+                    Value::Bytes(w.bytes.clone()),
+                    Value::Time(now),
+                ]
+            })
+            .collect();
+        self.values_many(
+            "INSERT INTO data_keys (id, kek_id, wrapped, created_at) VALUES ",
+            4,
+            "",
+            &rows,
+        )?;
+        for (dk, _) in keys {
+            self.made_keys.insert(dk.id(), dk);
+        }
+        Ok(())
+    }
+
+    /// Run `head VALUES (…), (…) tail` over `rows` in chunks that fit the backend's parameter
+    /// limit; returns the rows any `RETURNING` gives back.
+    fn values_many(
+        &mut self,
+        head: &str,
+        width: usize,
+        tail: &str,
+        rows: &[Vec<Value>],
+    ) -> Result<Vec<Row>> {
+        let per = (max_params(self.conn.dialect()) / width.max(1)).clamp(1, MAX_ROWS_PER_STATEMENT);
+        let mut out = Vec::new();
+        for part in rows.chunks(per) {
+            let mut sql = String::with_capacity(head.len() + part.len() * width * 6);
+            sql.push_str(head);
+            let mut params = Vec::with_capacity(part.len() * width);
+            for (i, row) in part.iter().enumerate() {
+                if row.len() != width {
+                    return Err(StoreError::Backend("insert_many: ragged row".into()));
+                }
+                sql.push_str(if i == 0 { "(" } else { ", (" });
+                for j in 0..width {
+                    if j > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('$');
+                    sql.push_str(&(params.len() + j + 1).to_string());
+                }
+                sql.push(')');
+                params.extend(row.iter().cloned());
+            }
+            sql.push_str(tail);
+            if tail.is_empty() {
+                self.conn.execute(&sql, &params)?;
+            } else {
+                out.extend(self.conn.query(&sql, &params)?);
+            }
+        }
+        Ok(out)
     }
     pub fn open_string(&mut self, field: &str, ciphertext: &[u8]) -> Result<String> {
         self.env
@@ -141,7 +241,74 @@ impl<'a> Tx<'a> {
             .query_one(&sql, &vals)?
             .ok_or_else(|| StoreError::Backend("insert returned nothing".into()))?;
         self.log(kind, Op::Insert, &row)?;
+        if kind == "people" {
+            self.put_grams(std::slice::from_ref(&row))?;
+        }
         Ok(row)
+    }
+
+    /// Insert many records of one table with multi-row statements; each gets its change-log
+    /// entry exactly as [`Tx::insert`] gives it (its after-image as stored, sealed when it has a
+    /// `key_id`). `rows` hold the values of `cols`, in order. Returns how many were inserted.
+    pub fn insert_many(
+        &mut self,
+        table: &str,
+        cols: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<usize> {
+        let kind = logged(table)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let head = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
+        let stored = self.values_many(&head, cols.len(), " RETURNING *", rows)?;
+        if stored.len() != rows.len() {
+            return Err(StoreError::Backend(format!(
+                "insert_many {table}: {} of {} rows came back",
+                stored.len(),
+                rows.len()
+            )));
+        }
+        for row in &stored {
+            self.log(kind, Op::Insert, row)?;
+        }
+        if kind == "people" {
+            self.put_grams(&stored)?;
+        }
+        Ok(stored.len())
+    }
+
+    /// Write the name grams of people rows (as stored) after removing any they had.
+    fn put_grams(&mut self, people: &[Row]) -> Result<()> {
+        let mut rows = Vec::new();
+        for p in people {
+            let id: Uuid = p.get("id")?;
+            let name: String = p.get("name")?;
+            let community: Uuid = p.get("community_id")?;
+            for g in crate::people::name_grams(&name) {
+                rows.push(vec![
+                    Value::Text(g),
+                    Value::Text(name.clone()),
+                    Value::Uuid(id),
+                    Value::Uuid(community),
+                ]);
+            }
+        }
+        self.values_many(
+            "INSERT INTO person_name_grams (gram, name, person_id, community_id) VALUES ",
+            4,
+            " ON CONFLICT DO NOTHING",
+            &rows,
+        )
+        .map(|_| ())
+    }
+
+    fn drop_grams(&mut self, person: Uuid) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM person_name_grams WHERE person_id = $1",
+            &params![person],
+        )?;
+        Ok(())
     }
 
     /// Update some columns of one record; `NotFound` when there is no such record.
@@ -164,6 +331,14 @@ impl<'a> Tx<'a> {
             .query_one(&sql, &vals)?
             .ok_or(StoreError::NotFound)?;
         self.log(kind, Op::Update, &row)?;
+        if kind == "people"
+            && cols
+                .iter()
+                .any(|(c, _)| *c == "name" || *c == "community_id")
+        {
+            self.drop_grams(id)?;
+            self.put_grams(std::slice::from_ref(&row))?;
+        }
         Ok(row)
     }
 
@@ -175,6 +350,9 @@ impl<'a> Tx<'a> {
             .conn
             .query_one(&sql, &params![id])?
             .ok_or(StoreError::NotFound)?;
+        if kind == "people" {
+            self.drop_grams(id)?;
+        }
         self.pending.push(Pending {
             kind,
             record_id: id,
@@ -202,10 +380,7 @@ impl<'a> Tx<'a> {
             Some(k) => {
                 let bytes = serde_json::to_vec(&image)
                     .map_err(|e| StoreError::Backend(format!("image: {e}")))?;
-                let ct = self
-                    .env
-                    .keys
-                    .seal(&mut *self.conn, k, "change_log.after", &bytes)?;
+                let ct = self.seal(k, "change_log.after", &bytes)?;
                 (None, Some(ct))
             }
             None => (Some(image), None),
@@ -224,6 +399,17 @@ impl<'a> Tx<'a> {
 
     /// Append the gathered entries; called once, just before commit.
     pub(crate) fn finish(self) -> Result<Vec<ChangeEvent>> {
+        if self.pending.len() >= BATCH_LOG_FROM {
+            return append_batched(
+                self.conn,
+                &self.env.origin,
+                self.ctx.actor,
+                &self.ctx.request_id,
+                self.now,
+                self.env.ids.as_ref(),
+                self.pending,
+            );
+        }
         changelog::append(
             self.conn,
             &self.env.origin,
@@ -234,4 +420,76 @@ impl<'a> Tx<'a> {
             self.pending,
         )
     }
+}
+
+/// [`changelog::append`] with multi-row statements, for writes with many entries: the same
+/// entries (positions from one locked counter update, so gap-free and in commit order; ids drawn
+/// in entry order), fewer round trips.
+fn append_batched(
+    conn: &mut dyn Conn,
+    origin: &str,
+    actor: Option<Uuid>,
+    request_id: &str,
+    at: DateTime<Utc>,
+    ids: &dyn anxin_domain::IdGen,
+    pending: Vec<Pending>,
+) -> Result<Vec<ChangeEvent>> {
+    const WIDTH: usize = 13;
+    let n = i64::try_from(pending.len()).unwrap_or(i64::MAX);
+    let last = conn.query_i64(
+        "UPDATE log_counter SET last = last + $1 WHERE id = 1 RETURNING last",
+        &params![n],
+    )?;
+    let mut pos = last - n;
+    let per = (max_params(conn.dialect()) / WIDTH).min(MAX_ROWS_PER_STATEMENT);
+    let mut events = Vec::with_capacity(pending.len());
+    let mut it = pending.into_iter().peekable();
+    while it.peek().is_some() {
+        let mut sql = String::from(
+            "INSERT INTO change_log (pos, id, origin, seq, kind, record_id, op, after, after_ct, \
+             key_id, actor, request_id, at) VALUES ",
+        );
+        let mut vals: Vec<Value> = Vec::with_capacity(per * WIDTH);
+        for (i, p) in it.by_ref().take(per).enumerate() {
+            pos += 1;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let b = vals.len();
+            sql.push('(');
+            for j in 1..=WIDTH {
+                if j > 1 {
+                    sql.push_str(", ");
+                }
+                sql.push('$');
+                sql.push_str(&(b + j).to_string());
+            }
+            sql.push(')');
+            vals.extend([
+                Value::Int(pos),
+                Value::Uuid(ids.new_id()),
+                Value::Text(origin.to_owned()),
+                Value::Int(pos),
+                Value::Text(p.kind.to_owned()),
+                Value::Uuid(p.record_id),
+                Value::Text(p.op.as_str().to_owned()),
+                Value::from(p.after),
+                Value::from(p.after_ct),
+                Value::from(p.key_id),
+                Value::from(actor),
+                Value::Text(request_id.to_owned()),
+                Value::Time(at),
+            ]);
+            events.push(ChangeEvent {
+                pos,
+                kind: p.kind.to_owned(),
+                record_id: p.record_id,
+                op: p.op,
+                at,
+                place: p.place,
+            });
+        }
+        conn.execute(&sql, &vals)?;
+    }
+    Ok(events)
 }
