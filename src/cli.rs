@@ -253,12 +253,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Import(ImportCommand::People(a)) => {
                 import_list(&app, crate::io::Kind::People, a).await
             }
-            Command::Import(
-                ImportCommand::Buildings(_)
-                | ImportCommand::Dwellings(_)
-                | ImportCommand::Vulnerable(_)
-                | ImportCommand::Facilities(_),
-            ) => anyhow::bail!("this import is not implemented yet; only `anxin import people` is"),
+            Command::Import(ImportCommand::Buildings(a)) => {
+                import_list(&app, crate::io::Kind::Buildings, a).await
+            }
+            Command::Import(ImportCommand::Dwellings(a)) => {
+                import_list(&app, crate::io::Kind::Dwellings, a).await
+            }
+            Command::Import(ImportCommand::Vulnerable(a)) => {
+                import_list(&app, crate::io::Kind::Vulnerable, a).await
+            }
+            Command::Import(ImportCommand::Facilities(a)) => {
+                import_list(&app, crate::io::Kind::Facilities, a).await
+            }
             Command::Demo(_) => Ok(()),
             Command::Admin(AdminCommand::CreateUser { username, display_name, role, scope }) => {
                 let role: anxin_domain::Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
@@ -307,7 +313,7 @@ pub async fn resolve_scope(app: &App, raw: &str) -> anyhow::Result<anxin_domain:
     Ok(anxin_domain::Scope::Node(node.id))
 }
 
-/// `anxin import people …`: read the file, import with a progress bar on stderr (hidden when
+/// `anxin import people|buildings|dwellings|vulnerable|facilities …`: read the file, import with a progress bar on stderr (hidden when
 /// stderr is not a terminal), print the report.
 async fn import_list(app: &App, kind: crate::io::Kind, a: ListImportArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
@@ -352,23 +358,16 @@ async fn import_list(app: &App, kind: crate::io::Kind, a: ListImportArgs) -> any
         })
     };
     let opts = crate::io::people::Options::new(community, a.valid_only);
-    let res = match kind {
-        crate::io::Kind::People => {
-            crate::io::people::import(
-                &app.store,
-                anxin_store::WriteCtx::system("cli-import"),
-                &anxin_store::scope::Caller::system(),
-                sheet,
-                &opts,
-                progress,
-            )
-            .await
-        }
-        _ => {
-            watch.abort();
-            anyhow::bail!("this import is not implemented yet");
-        }
-    };
+    let res = crate::io::lists::import_kind(
+        kind,
+        &app.store,
+        anxin_store::WriteCtx::system("cli-import"),
+        &anxin_store::scope::Caller::system(),
+        sheet,
+        &opts,
+        progress,
+    )
+    .await;
     watch.abort();
     bar.finish_and_clear();
     let report = res?;

@@ -8,8 +8,14 @@
 //! text as the file has it; reasons are the stable error codes with a zh-CN message.
 
 pub mod export;
+pub mod lists;
 pub mod people;
 pub mod sheet;
+
+/// The column table of a kind's sheet and the mapping of a file's headers onto it (by the
+/// Chinese header or an English alias), shared by every kind.
+pub use people::Col;
+pub(crate) use people::ColumnMap;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -80,7 +86,7 @@ impl Format {
 pub const XLSX_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// One problem with one cell (or a whole row when `column` is empty).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RowError {
     /// The row as the spreadsheet shows it (header = row 1).
     pub row: usize,
@@ -90,6 +96,8 @@ pub struct RowError {
     pub code: String,
     /// The reason in zh-CN.
     pub message: String,
+    /// The reason in English.
+    pub message_en: String,
 }
 
 impl RowError {
@@ -99,13 +107,17 @@ impl RowError {
             column: column.into(),
             code: code.to_owned(),
             message: zh_message(code).to_owned(),
+            message_en: crate::web::i18n::lookup(crate::web::i18n::Lang::En, code)
+                .unwrap_or("Invalid value")
+                .to_owned(),
         }
     }
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, utoipa::ToSchema)]
 pub struct Report {
+    #[schema(value_type = String)]
     pub kind: &'static str,
     /// Data rows in the file (blank rows not counted).
     pub rows: usize,
@@ -181,6 +193,57 @@ pub fn zh_message(code: &str) -> &'static str {
         "geo.out_of_range" => "坐标超出范围",
         "geo.not_finite" => "坐标不是有效数字",
         "import.write_failed" => "写入失败",
+        "import.compound_unknown" => "本社区没有该小区",
+        "import.building_unknown" => "本社区没有该楼栋",
+        "import.unit_unknown" => "该楼栋没有该单元",
+        "import.person_unknown" => "本社区没有该人员",
+        "import.name_mismatch" => "姓名与登记的人员不一致",
+        "import.already_exists" => "该记录已存在",
+        "import.duplicate_row" => "与文件中前面的行重复",
+        "value.number" => "不是有效的数字",
+        "record.reference_invalid" => "引用的记录不存在",
+        "building.node_level" => "楼栋只能属于社区或小区",
+        "unit.not_in_building" => "单元不属于该楼栋",
+        "facility.shelter_capacity_required" => "应急避难场所须填写容纳人数",
+        "vulnerable.person_or_document" => "须填写证件号码或人员编号",
         _ => "数据无效",
+    }
+}
+
+impl Col {
+    pub const fn new(
+        key: &'static str,
+        zh: &'static str,
+        aliases: &'static [&'static str],
+        required: bool,
+        example: &'static str,
+    ) -> Col {
+        Col {
+            key,
+            zh,
+            aliases,
+            required,
+            example,
+        }
+    }
+}
+
+/// A kind's template: the Chinese headers and one example row.
+pub fn template(kind: Kind) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let cols = lists::columns(kind);
+    (
+        cols.iter().map(|c| c.zh).collect(),
+        vec![cols.iter().map(|c| c.example.to_owned()).collect()],
+    )
+}
+
+/// The sheet name of a kind's files.
+pub fn sheet_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::People => "人口",
+        Kind::Buildings => "楼栋",
+        Kind::Dwellings => "房屋",
+        Kind::Vulnerable => "脆弱群体",
+        Kind::Facilities => "设施",
     }
 }

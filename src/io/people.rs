@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anxin_domain::Permission;
 use anxin_domain::{DocType, HouseholdRole, PopulationType, Sex};
-use anxin_store::people::{self, NewPerson, PersonInput, BIDX_DOCUMENT};
+use anxin_store::people::{NewPerson, PersonInput, BIDX_DOCUMENT};
 use anxin_store::scope::Caller;
 use anxin_store::{params, Store, StoreError, Value, WriteCtx};
 use uuid::Uuid;
@@ -256,7 +256,7 @@ impl Options {
         Self {
             community,
             valid_only,
-            chunk: 250,
+            chunk: 5_000,
         }
     }
 }
@@ -517,23 +517,52 @@ pub async fn import(
             }
         }
     }
+    let env = store.env().clone();
     for part in new_hh.chunks(opts.chunk.max(1)) {
-        let part = part.to_vec();
-        let c2 = caller.clone();
-        let created = store
+        // The community was checked for the caller in `load_context` and every grid is one of
+        // its grids (validation), so the households go in as one multi-row insert.
+        let made: Vec<(String, Uuid, Option<Uuid>)> = part
+            .iter()
+            .map(|(label, grid)| (label.clone(), env.ids.new_id(), *grid))
+            .collect();
+        let rows = made.clone();
+        store
             .write(wctx.clone(), move |tx| {
-                part.iter()
-                    .map(|(label, grid)| {
-                        people::create_household(tx, &c2, community, *grid, None, label)
-                            .map(|h| (label.clone(), (h.id, *grid)))
+                let now = tx.now();
+                let rows: Vec<Vec<Value>> = rows
+                    .iter()
+                    .map(|(label, id, grid)| {
+                        vec![
+                            (*id).into(),
+                            community.into(),
+                            (*grid).into(),
+                            Value::Null,
+                            label.as_str().into(),
+                            now.into(),
+                            now.into(),
+                        ]
                     })
-                    .collect::<anxin_store::Result<Vec<_>>>()
+                    .collect();
+                tx.insert_many(
+                    "households",
+                    &[
+                        "id",
+                        "community_id",
+                        "grid_id",
+                        "dwelling_id",
+                        "label",
+                        "created_at",
+                        "updated_at",
+                    ],
+                    &rows,
+                )
             })
             .await?;
-        report.households_created += created.len();
+        report.households_created += made.len();
         report.written = true;
-        households.extend(created);
+        households.extend(made.into_iter().map(|(l, id, g)| (l, (id, g))));
     }
+    let mut chunks: Vec<Vec<Prepared>> = Vec::new();
     let mut rows = ok;
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(opts.chunk.max(1)));
@@ -546,21 +575,24 @@ pub async fn import(
                 }
             }
         }
-        let n = part.len();
+        chunks.push(part);
+    }
+    // Sealing and key wrapping for the next chunk run while the current one is written.
+    let prepare = |part: Vec<Prepared>| {
+        let env = env.clone();
+        tokio::task::spawn_blocking(move || sealed_chunk(&env, &part))
+    };
+    let mut chunks = chunks.into_iter();
+    let mut next = chunks.next().map(prepare);
+    while let Some(job) = next.take() {
+        let chunk = job
+            .await
+            .map_err(|e| ImportError::File(format!("import stopped: {e}")))??;
+        next = chunks.next().map(prepare);
+        let n = chunk.people.len();
+        let first_row = chunk.first_row;
         let res = store
-            .write(wctx.clone(), move |tx| {
-                for p in &part {
-                    insert_person(tx, &p.person).map_err(|e| StoreError::Invalid {
-                        code: match &e {
-                            StoreError::Conflict { code, .. }
-                            | StoreError::Invalid { code, .. } => code,
-                            _ => "import.write_failed",
-                        },
-                        field: format!("row:{}", p.row),
-                    })?;
-                }
-                Ok(())
-            })
+            .write(wctx.clone(), move |tx| write_chunk(tx, chunk))
             .await;
         match res {
             Ok(()) => {
@@ -570,9 +602,12 @@ pub async fn import(
                     .written
                     .fetch_add(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
             }
-            Err(StoreError::Invalid { code, field }) if field.starts_with("row:") => {
-                let row = field[4..].parse().unwrap_or(0);
-                report.errors.push(RowError::new(row, "", code));
+            Err(e @ (StoreError::Conflict { .. } | StoreError::Invalid { .. })) => {
+                let code = match &e {
+                    StoreError::Conflict { code, .. } | StoreError::Invalid { code, .. } => *code,
+                    _ => "import.write_failed",
+                };
+                report.errors.push(RowError::new(first_row, "", code));
                 return Ok(report);
             }
             Err(e) => return Err(e.into()),
@@ -581,76 +616,147 @@ pub async fn import(
     Ok(report)
 }
 
-/// The bulk path: a person already validated, in a community and household already checked
-/// for the caller, written as `people::create_person` + `join_household` would write it (own
-/// data key, sealed document and phone, blind indexes, masks, membership; every row through
-/// `Tx::insert`, so each has its change-log entry) in three statements instead of about ten.
-fn insert_person(tx: &mut anxin_store::Tx, p: &NewPerson) -> anxin_store::Result<Uuid> {
+/// One chunk of people ready to write: data keys made and wrapped, document and phone sealed,
+/// blind indexes and masks computed. Times are filled in by the write (its own instant).
+struct SealedChunk {
+    first_row: usize,
+    keys: Vec<(Arc<anxin_crypto::DataKey>, anxin_crypto::WrappedKey)>,
+    people: Vec<Vec<Value>>,
+    memberships: Vec<Vec<Value>>,
+}
+
+const PEOPLE_COLS: &[&str] = &[
+    "id",
+    "key_id",
+    "community_id",
+    "grid_id",
+    "household_id",
+    "name",
+    "sex",
+    "birth_date",
+    "population_type",
+    "nationality",
+    "doc_type",
+    "doc_ct",
+    "doc_bidx",
+    "doc_mask",
+    "phone_ct",
+    "phone_bidx",
+    "phone_mask",
+    "created_at",
+    "updated_at",
+];
+const MEMBERSHIP_COLS: &[&str] = &[
+    "id",
+    "key_id",
+    "household_id",
+    "person_id",
+    "role",
+    "valid_from",
+    "valid_to",
+    "created_at",
+    "updated_at",
+];
+
+/// The CPU work of the bulk path, outside the writer: a person is written as
+/// `people::create_person` + `join_household` would write it (own data key, sealed document and
+/// phone, blind indexes, masks, membership).
+fn sealed_chunk(env: &anxin_store::Env, part: &[Prepared]) -> anxin_store::Result<SealedChunk> {
     use anxin_domain::{mask_document, mask_phone};
     use anxin_store::people::BIDX_PHONE;
-    let id = tx.new_id();
-    let now = tx.now();
-    let key_id = tx.new_data_key()?;
-    let doc = &p.document;
-    let (doc_ct, doc_bidx, doc_mask) = if doc.doc_type() == DocType::None {
-        (Value::Null, Value::Null, Value::Null)
-    } else {
-        (
-            Value::Bytes(tx.seal(key_id, "people.doc_number", doc.number().as_bytes())?),
-            Value::Bytes(tx.env().keys.blind(BIDX_DOCUMENT, &doc.normalized())),
-            Value::Text(mask_document(doc)),
-        )
+    let mut out = SealedChunk {
+        first_row: part.first().map_or(0, |p| p.row),
+        keys: Vec::with_capacity(part.len()),
+        people: Vec::with_capacity(part.len()),
+        memberships: Vec::with_capacity(part.len()),
     };
-    let (phone_ct, phone_bidx, phone_mask) = match &p.phone {
-        Some(ph) => (
-            Value::Bytes(tx.seal(key_id, "people.phone", ph.as_str().as_bytes())?),
-            Value::Bytes(tx.env().keys.blind(BIDX_PHONE, ph.as_str())),
-            Value::Text(mask_phone(ph)),
-        ),
-        None => (Value::Null, Value::Null, Value::Null),
+    let seal = |dk: &anxin_crypto::DataKey, field: &str, pt: &str| -> anxin_store::Result<Value> {
+        Ok(Value::Bytes(anxin_crypto::encrypt(
+            dk,
+            pt.as_bytes(),
+            field.as_bytes(),
+        )?))
     };
-    tx.insert(
-        "people",
-        &[
-            ("id", id.into()),
-            ("key_id", key_id.into()),
-            ("community_id", p.community_id.into()),
-            ("grid_id", p.grid_id.into()),
-            ("household_id", p.household.map(|(h, _)| h).into()),
-            ("name", p.name.as_str().into()),
-            ("sex", p.sex.map(Sex::as_str).into()),
-            ("birth_date", p.birth_date.into()),
-            ("population_type", p.population_type.as_str().into()),
-            ("nationality", p.nationality.clone().into()),
-            ("created_at", now.into()),
-            ("updated_at", now.into()),
-            ("doc_type", doc.doc_type().as_str().into()),
-            ("doc_ct", doc_ct),
-            ("doc_bidx", doc_bidx),
-            ("doc_mask", doc_mask),
-            ("phone_ct", phone_ct),
-            ("phone_bidx", phone_bidx),
-            ("phone_mask", phone_mask),
-        ],
-    )?;
-    if let Some((h, role)) = p.household {
-        let mid = tx.new_id();
-        tx.insert(
-            "memberships",
-            &[
-                ("id", mid.into()),
-                ("key_id", key_id.into()),
-                ("household_id", h.into()),
-                ("person_id", id.into()),
-                ("role", role.as_str().into()),
-                ("valid_from", now.date_naive().into()),
-                ("valid_to", Value::Null),
-                ("created_at", now.into()),
-                ("updated_at", now.into()),
-            ],
-        )?;
+    for pr in part {
+        let p = &pr.person;
+        let id = env.ids.new_id();
+        let (dk, wrapped) = anxin_store::tx::make_data_key(env, env.ids.new_id())?;
+        let key_id = dk.id();
+        let doc = &p.document;
+        let (doc_ct, doc_bidx, doc_mask) = if doc.doc_type() == DocType::None {
+            (Value::Null, Value::Null, Value::Null)
+        } else {
+            (
+                seal(&dk, "people.doc_number", doc.number())?,
+                Value::Bytes(env.keys.blind(BIDX_DOCUMENT, &doc.normalized())),
+                Value::Text(mask_document(doc)),
+            )
+        };
+        let (phone_ct, phone_bidx, phone_mask) = match &p.phone {
+            Some(ph) => (
+                seal(&dk, "people.phone", ph.as_str())?,
+                Value::Bytes(env.keys.blind(BIDX_PHONE, ph.as_str())),
+                Value::Text(mask_phone(ph)),
+            ),
+            None => (Value::Null, Value::Null, Value::Null),
+        };
+        out.people.push(vec![
+            id.into(),
+            key_id.into(),
+            p.community_id.into(),
+            p.grid_id.into(),
+            p.household.map(|(h, _)| h).into(),
+            p.name.as_str().into(),
+            p.sex.map(Sex::as_str).into(),
+            p.birth_date.into(),
+            p.population_type.as_str().into(),
+            p.nationality.clone().into(),
+            doc.doc_type().as_str().into(),
+            doc_ct,
+            doc_bidx,
+            doc_mask,
+            phone_ct,
+            phone_bidx,
+            phone_mask,
+            Value::Null,
+            Value::Null,
+        ]);
+        if let Some((h, role)) = p.household {
+            out.memberships.push(vec![
+                env.ids.new_id().into(),
+                key_id.into(),
+                h.into(),
+                id.into(),
+                role.as_str().into(),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ]);
+        }
+        out.keys.push((dk, wrapped));
     }
-    Ok(id)
+    Ok(out)
+}
+
+/// Write a sealed chunk: its data keys, people and memberships as multi-row inserts, each row
+/// with its change-log entry (`Tx::insert_many`).
+fn write_chunk(tx: &mut anxin_store::Tx, mut c: SealedChunk) -> anxin_store::Result<()> {
+    let now = tx.now();
+    for r in &mut c.people {
+        let n = r.len();
+        r[n - 2] = now.into();
+        r[n - 1] = now.into();
+    }
+    for r in &mut c.memberships {
+        r[5] = now.date_naive().into();
+        r[7] = now.into();
+        r[8] = now.into();
+    }
+    tx.add_data_keys(c.keys)?;
+    tx.insert_many("people", PEOPLE_COLS, &c.people)?;
+    tx.insert_many("memberships", MEMBERSHIP_COLS, &c.memberships)?;
+    Ok(())
 }
 
 /// The template's rows: the header and one example row.
