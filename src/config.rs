@@ -21,6 +21,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub retention: RetentionConfig,
     pub log: LogConfig,
+    pub map: MapConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -213,6 +214,117 @@ impl Default for LogConfig {
     }
 }
 
+/// The map's base layer. `offline` (the default) needs no network: Anxin's own vector layers
+/// (outlines, grids, buildings, facilities) on a plain background. The others load raster tiles
+/// from `tile_url` in the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MapBase {
+    #[default]
+    Offline,
+    /// 天地图 (CGCS2000, shown as WGS84): needs `tianditu_key`.
+    Tianditu,
+    /// A GCJ-02 tile service such as AMap (高德): overlays are shifted to GCJ-02 for display and
+    /// drawings shifted back to WGS84 before they are stored.
+    Gcj02,
+    /// Any XYZ tile service, e.g. tiles served on the local network; `crs` says its system.
+    Custom,
+    /// Raster tiles from `tiles_dir` (`{z}/{x}/{y}.png`), served by Anxin itself at `/tiles/…`:
+    /// a real map with no network at all; `crs` says their system.
+    Local,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MapConfig {
+    /// `offline`, `tianditu`, `gcj02`, `custom` or `local`.
+    pub base: MapBase,
+    /// XYZ tile URL template (`{s}`, `{z}`, `{x}`, `{y}`); empty: the base's usual service.
+    pub tile_url: String,
+    /// Tile server subdomains substituted for `{s}`.
+    pub subdomains: String,
+    /// The tiles' coordinate system (`wgs84`, `cgcs2000`, `gcj02`); `custom` only.
+    pub crs: anxin_domain::geo::Crs,
+    /// Attribution shown on the map, as the tile licence requires.
+    pub attribution: String,
+    /// Directory of `{z}/{x}/{y}.png` tiles for `local`.
+    pub tiles_dir: PathBuf,
+    /// The 天地图 browser key (`tk`); set ANXIN_MAP__TIANDITU_KEY.
+    #[serde(skip_serializing)]
+    pub tianditu_key: Option<Secret<String>>,
+    /// Where the map opens when the caller's layers are empty.
+    pub center_lon: f64,
+    pub center_lat: f64,
+    pub zoom: u8,
+}
+
+impl Default for MapConfig {
+    fn default() -> Self {
+        Self {
+            base: MapBase::Offline,
+            tile_url: String::new(),
+            subdomains: String::new(),
+            crs: anxin_domain::geo::Crs::Wgs84,
+            attribution: String::new(),
+            tiles_dir: PathBuf::new(),
+            tianditu_key: None,
+            center_lon: 104.08,
+            center_lat: 30.65,
+            zoom: 13,
+        }
+    }
+}
+
+impl MapConfig {
+    /// The coordinate system the base layer is drawn in: overlays are shown in it and drawings
+    /// arrive in it.
+    pub fn display_crs(&self) -> anxin_domain::geo::Crs {
+        use anxin_domain::geo::Crs;
+        match self.base {
+            MapBase::Offline => Crs::Wgs84,
+            MapBase::Tianditu => Crs::Cgcs2000,
+            MapBase::Gcj02 => Crs::Gcj02,
+            MapBase::Custom | MapBase::Local => self.crs,
+        }
+    }
+
+    /// The tile URL template in use (the key filled in), with its subdomains; `None` offline.
+    pub fn tiles(&self) -> Option<(String, String)> {
+        let key = self
+            .tianditu_key
+            .as_ref()
+            .map(|k| k.expose().clone())
+            .unwrap_or_default();
+        let (url, subs) = match self.base {
+            MapBase::Offline => return None,
+            MapBase::Tianditu => (
+                "https://t{s}.tianditu.gov.cn/vec_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0\
+                 &LAYER=vec&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}\
+                 &TILECOL={x}&tk={key}",
+                "01234567",
+            ),
+            MapBase::Gcj02 => (
+                "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8\
+                 &x={x}&y={y}&z={z}",
+                "1234",
+            ),
+            MapBase::Custom => ("", ""),
+            MapBase::Local => ("/tiles/{z}/{x}/{y}.png", ""),
+        };
+        let url = if self.tile_url.is_empty() {
+            url
+        } else {
+            self.tile_url.as_str()
+        };
+        let subs = if self.subdomains.is_empty() {
+            subs
+        } else {
+            self.subdomains.as_str()
+        };
+        Some((url.replace("{key}", &key), subs.to_owned()))
+    }
+}
+
 impl Config {
     /// Defaults, then the file (if given), then `ANXIN_*` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
@@ -240,6 +352,27 @@ impl Config {
             return Err("auth.lockout_threshold must be at least 1".into());
         }
         self.algorithm()?;
+        match self.map.base {
+            MapBase::Tianditu
+                if self.map.tianditu_key.is_none() && self.map.tile_url.is_empty() =>
+            {
+                return Err(
+                    "map.base = \"tianditu\" needs map.tianditu_key (ANXIN_MAP__TIANDITU_KEY)"
+                        .into(),
+                );
+            }
+            MapBase::Custom if self.map.tile_url.is_empty() => {
+                return Err("map.base = \"custom\" needs map.tile_url".into());
+            }
+            MapBase::Local if self.map.tiles_dir.as_os_str().is_empty() => {
+                return Err("map.base = \"local\" needs map.tiles_dir".into());
+            }
+            // Baidu's tiles are in its own projection too, not just BD-09 coordinates.
+            MapBase::Custom | MapBase::Local if self.map.crs == anxin_domain::geo::Crs::Bd09 => {
+                return Err("map.crs: Baidu (bd09) tiles are not supported as a base layer".into());
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -293,6 +426,7 @@ const SECTION_DOCS: &[(&str, &str)] = &[
     ("jobs", "Durable background jobs."),
     ("retention", "How long operational records are kept."),
     ("log", "Structured logs (never contain personal data)."),
+    ("map", "The map's base layer. offline (default) needs no network: Anxin's own outlines, grids, buildings and facilities. tianditu_key: set ANXIN_MAP__TIANDITU_KEY."),
 ];
 
 const KEY_DOCS: &[(&str, &str)] = &[
@@ -363,4 +497,31 @@ const KEY_DOCS: &[(&str, &str)] = &[
     ("jobs_days", "Days finished jobs are kept."),
     ("format", "Log format: text or json."),
     ("filter", "Log filter, e.g. info,anxin=debug."),
+    (
+        "base",
+        "Base layer: offline, tianditu (天地图, CGCS2000), gcj02 (e.g. AMap), custom or local.",
+    ),
+    (
+        "tiles_dir",
+        "For local: a directory of {z}/{x}/{y}.png tiles that Anxin serves at /tiles/.",
+    ),
+    (
+        "tile_url",
+        "XYZ tile URL template ({s} {z} {x} {y}); empty: the base's usual service.",
+    ),
+    ("subdomains", "Tile server subdomains substituted for {s}."),
+    (
+        "crs",
+        "The custom or local tiles' coordinate system: wgs84, cgcs2000 or gcj02.",
+    ),
+    ("attribution", "Attribution shown on the map."),
+    (
+        "center_lon",
+        "Where the map opens when nothing is in reach (longitude).",
+    ),
+    (
+        "center_lat",
+        "Where the map opens when nothing is in reach (latitude).",
+    ),
+    ("zoom", "Zoom level the map opens at."),
 ];
