@@ -43,11 +43,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anxin_domain::{gb11643_check_digit, ManualClock, SeededIdGen};
-use anxin_store::people::{self, PersonInput, VulnerableInput};
+use anxin_store::people::{self, PersonInput};
 use anxin_store::places::{self, BuildingInput, DwellingInput, FacilityInput, LocationInput};
 use anxin_store::scope::Caller;
 use anxin_store::tree::{self, TreeStore};
-use anxin_store::WriteCtx;
+use anxin_store::{Value, WriteCtx};
 use chrono::{Datelike, NaiveDate, TimeZone};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -291,6 +291,11 @@ pub async fn build_with(app: &App, total_people: usize) -> anyhow::Result<String
             tracing::info!(built, people = people_n, "demo communities built");
         }
     }
+    if built > 0 && app.store.dialect() == anxin_store::Dialect::Postgres {
+        // The demo is a bulk load: give PostgreSQL's planner the new table sizes now rather than
+        // whenever autovacuum gets to it (the list plans depend on them).
+        app.store.read(|c, _| c.batch("ANALYZE")).await?;
+    }
     let demo_cid = targets
         .iter()
         .find(|t| t.code == DEMO_COMMUNITY_CODE)
@@ -453,6 +458,9 @@ struct FacilityPlan {
 struct CommunityPlan {
     community_id: Uuid,
     grids: Vec<String>,
+    /// Each grid's outline (WGS84, a closed ring): the community's area cut into strips from
+    /// west to east, so a building's grid is the strip it stands in.
+    grid_outlines: Vec<Vec<(f64, f64)>>,
     compounds: Vec<String>,
     buildings: Vec<BuildingPlan>,
     households: Vec<HouseholdPlan>,
@@ -551,6 +559,19 @@ fn plan_community(
             )
         })
         .collect();
+    // Buildings stand within SPREAD of the centre (compound ±0.004°, building ±0.0015°); the
+    // grids are equal west-to-east strips of that square.
+    const SPREAD: f64 = 0.0055;
+    let west = t.center.0 - SPREAD;
+    let width = 2.0 * SPREAD / n_grids as f64;
+    let strip_of = |lon: f64| (((lon - west) / width).floor().max(0.0) as usize).min(n_grids - 1);
+    let (south, north) = (t.center.1 - SPREAD, t.center.1 + SPREAD);
+    let grid_outlines: Vec<Vec<(f64, f64)>> = (0..n_grids)
+        .map(|g| {
+            let (w, e) = (west + g as f64 * width, west + (g + 1) as f64 * width);
+            vec![(w, south), (e, south), (e, north), (w, north), (w, south)]
+        })
+        .collect();
     let needed = (n_households as f64 * 1.08).ceil() as usize;
     let mut buildings: Vec<BuildingPlan> = Vec::new();
     let mut doors = 0usize;
@@ -571,14 +592,16 @@ fn plan_community(
             .collect();
         doors += dwellings.len();
         let n = i / n_compounds + 1;
+        let lon = (cx + rng.gen_range(-0.0015..0.0015)).clamp(LON.0, LON.1);
+        let lat = (cy + rng.gen_range(-0.0015..0.0015)).clamp(LAT.0, LAT.1);
         buildings.push(BuildingPlan {
             compound,
-            grid: i % n_grids,
+            grid: strip_of(lon),
             name: format!("{}{n}栋", compounds[compound]),
             address: format!("成都市锦江区{}{n}栋", compounds[compound]),
             floors,
-            lon: (cx + rng.gen_range(-0.0015..0.0015)).clamp(LON.0, LON.1),
-            lat: (cy + rng.gen_range(-0.0015..0.0015)).clamp(LAT.0, LAT.1),
+            lon,
+            lat,
             dwellings,
         });
     }
@@ -744,6 +767,7 @@ fn plan_community(
     CommunityPlan {
         community_id: t.id,
         grids,
+        grid_outlines,
         compounds,
         buildings,
         households,
@@ -765,8 +789,8 @@ fn wgs84(lon: f64, lat: f64) -> Option<LocationInput> {
     })
 }
 
-/// Households written per `store.write` (a few hundred people).
-const HOUSEHOLDS_PER_WRITE: usize = 100;
+/// Households written per `store.write` (a few thousand people, as multi-row inserts).
+const HOUSEHOLDS_PER_WRITE: usize = 2_000;
 
 /// The ids a community's households hang off.
 struct StructureIds {
@@ -786,6 +810,20 @@ fn write_structure(
         .iter()
         .map(|n| tree::create_grid(tx, &sys, cid, n).map(|g| g.id))
         .collect::<anxin_store::Result<_>>()?;
+    let now = tx.now();
+    for (id, ring) in grids.iter().zip(&plan.grid_outlines) {
+        let ring: Vec<[f64; 2]> = ring.iter().map(|&(lon, lat)| [lon, lat]).collect();
+        let outline = serde_json::json!({ "type": "Polygon", "coordinates": [ring] });
+        tx.update(
+            "grids",
+            *id,
+            &[
+                ("geometry", outline.to_string().into()),
+                ("geometry_crs", "wgs84".into()),
+                ("updated_at", now.into()),
+            ],
+        )?;
+    }
     let compounds: Vec<Uuid> = plan
         .compounds
         .iter()
@@ -802,16 +840,45 @@ fn write_structure(
             location: wgs84(b.lon, b.lat),
         })?;
         let building = places::create_building(tx, &sys, &nb)?;
+        // The building was just made in this community: its dwellings go in as one multi-row
+        // insert (each still validated and logged), not one checked insert each.
+        let now = tx.now();
         let mut ds = Vec::with_capacity(b.dwellings.len());
+        let mut rows = Vec::with_capacity(b.dwellings.len());
         for (number, floor, area) in &b.dwellings {
-            let nd = places::NewDwelling::parse(DwellingInput {
+            places::NewDwelling::parse(DwellingInput {
                 unit_id: None,
                 number: Some(number.clone()),
                 floor: Some(*floor),
                 area_m2: Some(*area),
             })?;
-            ds.push(places::create_dwelling(tx, &sys, building.id, &nd)?.id);
+            let id = tx.new_id();
+            ds.push(id);
+            rows.push(vec![
+                id.into(),
+                building.id.into(),
+                Value::Null,
+                number.as_str().into(),
+                (*floor).into(),
+                (*area).into(),
+                now.into(),
+                now.into(),
+            ]);
         }
+        tx.insert_many(
+            "dwellings",
+            &[
+                "id",
+                "building_id",
+                "unit_id",
+                "number",
+                "floor",
+                "area_m2",
+                "created_at",
+                "updated_at",
+            ],
+            &rows,
+        )?;
         dwellings.push(ds);
     }
     for f in &plan.facilities {
@@ -830,21 +897,45 @@ fn write_structure(
     Ok(StructureIds { grids, dwellings })
 }
 
-/// Write a range of a community's households through the store functions: each person gets
-/// its data key, sealed fields, blind indexes and change-log entries.
+/// Write a range of a community's households. Every person is parsed as any input is
+/// (`NewPerson::parse`) and written as `people::create_person` + `join_household` +
+/// `add_vulnerable` write it (own data key, sealed fields, blind indexes, masks, a change-log
+/// entry per row), but as multi-row inserts (`Tx::insert_many`): the community, grids and
+/// dwellings were made by this demo, and document numbers are unique by construction.
 fn write_households(
     tx: &mut anxin_store::Tx,
     plan: &CommunityPlan,
     ids: &StructureIds,
     range: std::ops::Range<usize>,
 ) -> anxin_store::Result<usize> {
-    let sys = Caller::system();
+    use anxin_domain::{mask_document, mask_phone, DocType, Sex};
+    use anxin_store::people::{BIDX_CATEGORY, BIDX_DOCUMENT, BIDX_PHONE};
+    let env = tx.env();
     let cid = plan.community_id;
-    let mut count = 0usize;
+    let now = tx.now();
+    let today = now.date_naive();
+    let seal = |dk: &anxin_crypto::DataKey, field: &str, pt: &str| -> anxin_store::Result<Value> {
+        Ok(Value::Bytes(anxin_crypto::encrypt(
+            dk,
+            pt.as_bytes(),
+            field.as_bytes(),
+        )?))
+    };
+    let (mut hh_rows, mut people_rows, mut member_rows, mut vuln_rows, mut keys) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for h in &plan.households[range] {
         let grid = ids.grids[h.grid];
         let dwelling = ids.dwellings[h.building][h.dwelling];
-        let hh = people::create_household(tx, &sys, cid, Some(grid), Some(dwelling), &h.label)?;
+        let hh = tx.new_id();
+        hh_rows.push(vec![
+            hh.into(),
+            cid.into(),
+            grid.into(),
+            dwelling.into(),
+            h.label.as_str().into(),
+            now.into(),
+            now.into(),
+        ]);
         for m in &h.members {
             let p = people::NewPerson::parse(&PersonInput {
                 name: m.name.clone(),
@@ -854,27 +945,165 @@ fn write_households(
                 phone: m.phone.clone(),
                 community_id: cid,
                 grid_id: Some(grid),
-                household_id: Some(hh.id),
+                household_id: Some(hh),
                 household_role: Some(m.role.into()),
                 ..PersonInput::default()
             })?;
-            let v = people::create_person(tx, &sys, &p)?;
-            count += 1;
+            let id = tx.new_id();
+            let (dk, wrapped) = anxin_store::tx::make_data_key(env, tx.new_id())?;
+            let key_id = dk.id();
+            let doc = &p.document;
+            let (doc_ct, doc_bidx, doc_mask) = if doc.doc_type() == DocType::None {
+                (Value::Null, Value::Null, Value::Null)
+            } else {
+                (
+                    seal(&dk, "people.doc_number", doc.number())?,
+                    Value::Bytes(env.keys.blind(BIDX_DOCUMENT, &doc.normalized())),
+                    Value::Text(mask_document(doc)),
+                )
+            };
+            let (phone_ct, phone_bidx, phone_mask) = match &p.phone {
+                Some(ph) => (
+                    seal(&dk, "people.phone", ph.as_str())?,
+                    Value::Bytes(env.keys.blind(BIDX_PHONE, ph.as_str())),
+                    Value::Text(mask_phone(ph)),
+                ),
+                None => (Value::Null, Value::Null, Value::Null),
+            };
+            people_rows.push(vec![
+                id.into(),
+                key_id.into(),
+                cid.into(),
+                grid.into(),
+                hh.into(),
+                p.name.as_str().into(),
+                p.sex.map(Sex::as_str).into(),
+                p.birth_date.into(),
+                p.population_type.as_str().into(),
+                p.nationality.clone().into(),
+                doc.doc_type().as_str().into(),
+                doc_ct,
+                doc_bidx,
+                doc_mask,
+                phone_ct,
+                phone_bidx,
+                phone_mask,
+                now.into(),
+                now.into(),
+            ]);
+            let role = p.household.map_or("other", |(_, r)| r.as_str());
+            member_rows.push(vec![
+                tx.new_id().into(),
+                key_id.into(),
+                hh.into(),
+                id.into(),
+                role.into(),
+                today.into(),
+                Value::Null,
+                now.into(),
+                now.into(),
+            ]);
             for (category, channel, notes) in &m.vulnerable {
-                people::add_vulnerable(
-                    tx,
-                    &sys,
-                    &VulnerableInput {
-                        person_id: v.id,
-                        category: (*category).into(),
-                        helper_user_id: None,
-                        contact_channel: (*channel).into(),
-                        notes: notes.map(str::to_owned),
+                let category: anxin_domain::VulnerableCategory = category
+                    .parse()
+                    .map_err(|_| anxin_store::StoreError::invalid("value.invalid", "category"))?;
+                let channel: anxin_domain::ContactChannel = channel.parse().map_err(|_| {
+                    anxin_store::StoreError::invalid("value.invalid", "contact_channel")
+                })?;
+                vuln_rows.push(vec![
+                    tx.new_id().into(),
+                    key_id.into(),
+                    id.into(),
+                    cid.into(),
+                    grid.into(),
+                    seal(&dk, "vulnerable.category", category.as_str())?,
+                    Value::Bytes(env.keys.blind(BIDX_CATEGORY, category.as_str())),
+                    Value::Null,
+                    channel.as_str().into(),
+                    match notes {
+                        Some(n) => seal(&dk, "vulnerable.notes", n)?,
+                        None => Value::Null,
                     },
-                )?;
+                    now.into(),
+                    now.into(),
+                ]);
             }
+            keys.push((dk, wrapped));
         }
     }
+    let count = people_rows.len();
+    tx.add_data_keys(keys)?;
+    tx.insert_many(
+        "households",
+        &[
+            "id",
+            "community_id",
+            "grid_id",
+            "dwelling_id",
+            "label",
+            "created_at",
+            "updated_at",
+        ],
+        &hh_rows,
+    )?;
+    tx.insert_many(
+        "people",
+        &[
+            "id",
+            "key_id",
+            "community_id",
+            "grid_id",
+            "household_id",
+            "name",
+            "sex",
+            "birth_date",
+            "population_type",
+            "nationality",
+            "doc_type",
+            "doc_ct",
+            "doc_bidx",
+            "doc_mask",
+            "phone_ct",
+            "phone_bidx",
+            "phone_mask",
+            "created_at",
+            "updated_at",
+        ],
+        &people_rows,
+    )?;
+    tx.insert_many(
+        "memberships",
+        &[
+            "id",
+            "key_id",
+            "household_id",
+            "person_id",
+            "role",
+            "valid_from",
+            "valid_to",
+            "created_at",
+            "updated_at",
+        ],
+        &member_rows,
+    )?;
+    tx.insert_many(
+        "vulnerable",
+        &[
+            "id",
+            "key_id",
+            "person_id",
+            "community_id",
+            "grid_id",
+            "category_ct",
+            "category_bidx",
+            "helper_user_id",
+            "contact_channel",
+            "notes_ct",
+            "created_at",
+            "updated_at",
+        ],
+        &vuln_rows,
+    )?;
     Ok(count)
 }
 

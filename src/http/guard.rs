@@ -261,18 +261,35 @@ fn is_safe(m: &Method) -> bool {
 struct FormCsrf(String);
 
 /// Middleware: for form posts without the CSRF header, read `_csrf` from the body (and put the
-/// body back) so the guard can check it.
+/// body back) so the guard can check it. URL-encoded forms and, for signed-in browsers (a
+/// session cookie), `multipart/form-data` uploads — so the import page works without script.
 pub async fn form_csrf(req: Request, next: Next) -> Response {
-    let is_form = req
+    let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if is_safe(req.method()) || !is_form || req.headers().contains_key(CSRF_HEADER) {
+        .unwrap_or("")
+        .to_owned();
+    let urlencoded = ct.starts_with("application/x-www-form-urlencoded");
+    let has_session = req
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains(SESSION_COOKIE));
+    let multipart = ct.starts_with("multipart/form-data") && has_session;
+    if is_safe(req.method())
+        || !(urlencoded || multipart)
+        || req.headers().contains_key(CSRF_HEADER)
+    {
         return next.run(req).await;
     }
+    let limit = if multipart {
+        crate::http::io::MAX_IMPORT_BYTES
+    } else {
+        FORM_LIMIT
+    };
     let (mut parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, FORM_LIMIT).await {
+    let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             return ApiError::new(
@@ -283,11 +300,40 @@ pub async fn form_csrf(req: Request, next: Next) -> Response {
             .into_response()
         }
     };
-    if let Some(v) = form_field(&bytes, CSRF_FORM_FIELD) {
+    let token = if multipart {
+        multipart_fields(&ct, bytes.clone())
+            .await
+            .and_then(|fields| {
+                fields
+                    .into_iter()
+                    .find(|(n, _)| n == CSRF_FORM_FIELD)
+                    .and_then(|(_, v)| String::from_utf8(v.to_vec()).ok())
+            })
+    } else {
+        form_field(&bytes, CSRF_FORM_FIELD)
+    };
+    if let Some(v) = token {
         parts.extensions.insert(FormCsrf(v));
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// The fields of a whole `multipart/form-data` body, in order (read with `multer`, the parser
+/// axum's own extractor uses); `None` when it is not a readable multipart body.
+pub async fn multipart_fields(
+    content_type: &str,
+    body: axum::body::Bytes,
+) -> Option<Vec<(String, axum::body::Bytes)>> {
+    let boundary = multer::parse_boundary(content_type).ok()?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let mut m = multer::Multipart::new(stream, boundary);
+    let mut out = Vec::new();
+    while let Some(field) = m.next_field().await.ok()? {
+        let name = field.name().unwrap_or_default().to_owned();
+        out.push((name, field.bytes().await.ok()?));
+    }
+    Some(out)
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {

@@ -67,6 +67,7 @@ fn kinds_for(auth: &Authenticated) -> HashSet<&'static str> {
             "dwellings",
             "facilities",
             "duties",
+            "map_features",
         ]);
     }
     if c.has(Permission::ReadPeople) || c.has(Permission::ReadOwnHousehold) {

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod health;
 pub mod io;
 pub mod live;
+pub mod map;
 pub mod observe;
 pub mod openapi;
 pub mod people;
@@ -30,6 +31,7 @@ pub fn table() -> routes::Table {
         .merge(tree::routes())
         .merge(people::routes())
         .merge(places::routes())
+        .merge(map::routes())
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(live::routes())

@@ -27,7 +27,7 @@ use utoipa::openapi::{
 use utoipa::{OpenApi as _, ToSchema};
 
 use crate::http::routes::{Entry, Serves, Table};
-use crate::http::{admin, auth, health, live, people, places, tree};
+use crate::http::{admin, auth, health, io, live, people, places, tree};
 
 pub fn routes() -> Table {
     Table::new().route("/api/openapi.json", &["GET"], Serves::Public, get(serve))
@@ -86,9 +86,11 @@ pub fn document() -> OpenApi {
         tree::api(),
         people::api(),
         places::api(),
+        crate::http::map::api(),
         auth::api(),
         admin::api(),
         live::api(),
+        io::api(),
     ] {
         doc.merge(part);
     }

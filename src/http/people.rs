@@ -107,7 +107,7 @@ async fn audit(app: &App, auth: &Authenticated, entry: AuditEntry) -> Result<(),
 #[utoipa::path(
     get, path = "/api/v1/people", tag = "people",
     params(PeopleFilter),
-    responses((status = 200, description = "one page of people in scope, masked", body = Page<PersonView>))
+    responses((status = 200, description = "one page of people in scope, masked, in (name, id) order: `next` is the cursor of the following page (pass it as `after`); `total` is counted up to 1,000 past the page, `total_capped` when more match", body = Page<PersonView>))
 )]
 async fn list(
     State(app): State<App>,
@@ -308,16 +308,14 @@ async fn export_csv(
     let rows = app
         .store
         .read(move |c, _| {
+            // Walked by keyset cursor: each page is an index range, however deep.
             let mut all = Vec::new();
-            let mut offset = 0;
             loop {
-                f.offset = Some(offset);
                 let page = people::list_people(c, &caller, &f)?;
-                let n = i64::try_from(page.items.len()).unwrap_or(0);
                 all.extend(page.items);
-                offset += n;
-                if n == 0 || offset >= page.total {
-                    break;
+                match page.next {
+                    Some(next) => f.after = Some(next),
+                    None => break,
                 }
             }
             Ok(all)

@@ -15,7 +15,8 @@ use crate::http::ApiError;
 pub enum Serves {
     /// Open to anyone (health, sign-in).
     Public,
-    /// Records of one kind; `{id}` in the path names one (kind as in the change log).
+    /// Records of one kind; `{id}` in the path names one (kind as in the change log, except
+    /// `compounds`: the nodes of level compound, which local staff may rename).
     Records(&'static str),
     /// The caller's own account or session.
     Own,

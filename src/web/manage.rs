@@ -1,9 +1,9 @@
 //! The management end: sign-in, the tree as navigation, people (search, filters, pages,
-//! detail, unmask, edit), households, the map.
+//! detail, unmask, edit), households. The map is `web::map`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,6 @@ pub fn routes() -> Table {
         )
         .route("/manage/logout", &["POST"], Serves::Own, post(logout))
         .route("/manage", &["GET"], Serves::Own, get(dashboard))
-        .route("/manage/map", &["GET"], Serves::Own, get(map))
         .route(
             "/manage/nodes/{id}",
             &["GET"],
@@ -71,9 +70,18 @@ pub fn routes() -> Table {
 
 /// The signed-in staff member, as every management page shows them.
 fn who(s: &Session) -> minijinja::Value {
+    use anxin_domain::roles::Permission;
+    let c = s.caller();
     minijinja::Value::from_serialize(json!({
         "name": s.user().display_name,
         "csrf": s.csrf().unwrap_or_default(),
+        // Which administration links the navigation offers (the pages check again).
+        "base": c.has(Permission::ReadBase),
+        "people": c.has(Permission::ReadPeople),
+        "vulnerable": c.has(Permission::ReadVulnerable),
+        "audit": c.has(Permission::ReadAudit),
+        "users": c.has(Permission::ManageAccounts) || c.has(Permission::ManageGrants),
+        "totp": s.mfa_required(),
     }))
 }
 
@@ -319,6 +327,7 @@ async fn people_list(
         population_type: non_empty(&q.population_type),
         limit: Some(PAGE_SIZE),
         offset: Some((page - 1).saturating_mul(PAGE_SIZE)),
+        after: None,
     };
     let caller = s.caller().clone();
     let got = app
@@ -362,8 +371,9 @@ async fn people_list(
             population_type => q.population_type.clone().unwrap_or_default(),
             pop_types => minijinja::Value::from_serialize(&pop_types),
             keep => minijinja::Value::from_serialize(&keep),
-            total_text => i18n::t(ui.lang, "people.total").replace("{n}", &list.total.to_string()),
-            page_text => i18n::t(ui.lang, "people.page").replace("{p}", &page.to_string()).replace("{n}", &pages.to_string()),
+            // A capped count (more than 1,000 past this page) is shown as "1000+".
+            total_text => i18n::t(ui.lang, "people.total").replace("{n}", &format!("{}{}", list.total, if list.total_capped { "+" } else { "" })),
+            page_text => i18n::t(ui.lang, "people.page").replace("{p}", &page.to_string()).replace("{n}", &format!("{pages}{}", if list.total_capped { "+" } else { "" })),
         },
     )
 }
@@ -542,7 +552,7 @@ async fn edit_page(
 
 /// The field an error is about, and its text in the page language.
 pub fn field_error(ui: &Ui, e: &ApiError) -> (String, String) {
-    let field = e.details["field"].as_str().unwrap_or("").to_owned();
+    let field = crate::web::forms::form_field(e.details["field"].as_str().unwrap_or("")).to_owned();
     let text = i18n::lookup(ui.lang, e.code).map_or_else(|| e.message.clone(), str::to_owned);
     (field, text)
 }
@@ -605,6 +615,31 @@ async fn household(
         Ok(s) => s,
         Err(e) => return refused(&ui, e),
     };
+    show_household(&ui, &app, &s, id, &Default::default(), None).await
+}
+
+/// The household page again with a refused add-member form (its error next to the field).
+pub(crate) async fn household_with_error(
+    ui: &Ui,
+    app: &App,
+    s: &Staff,
+    id: Uuid,
+    form: &crate::web::forms::Fields,
+    e: &ApiError,
+) -> Response {
+    show_household(ui, app, s, id, form, Some(e)).await
+}
+
+/// A household: its members (each with a form to end the membership), a form to add a person
+/// of its grid, and the way to record a new person in it.
+async fn show_household(
+    ui: &Ui,
+    app: &App,
+    s: &Staff,
+    id: Uuid,
+    form: &crate::web::forms::Fields,
+    error: Option<&ApiError>,
+) -> Response {
     let caller = s.caller().clone();
     let got = app
         .store
@@ -612,49 +647,48 @@ async fn household(
         .await;
     let (h, members) = match got {
         Ok(g) => g,
-        Err(e) => return error_page(&ui, &ApiError::from(e)),
+        Err(e) => return error_page(ui, &ApiError::from(e)),
     };
     let members: Vec<_> = members
         .iter()
         .map(|m| {
             json!({
+                "membership_id": m.membership_id,
                 "role": i18n::t(ui.lang, &format!("role.{}", m.role)),
                 "since": m.valid_from.to_string(),
-                "person": person_ctx(&ui, &m.person),
+                "person": person_ctx(ui, &m.person),
             })
         })
         .collect();
+    let candidates = crate::web::households::grid_people(app, s, h.grid_id, h.community_id).await;
+    let roles: Vec<_> = anxin_domain::people::HouseholdRole::ALL
+        .iter()
+        .map(|r| json!({ "value": r.as_str(), "label": i18n::t(ui.lang, &format!("role.{}", r.as_str())) }))
+        .collect();
+    let (status, err) = match error {
+        Some(e) => {
+            let (field, text) = field_error(ui, e);
+            (
+                e.status,
+                json!({ "field": field, "text": text, "code": e.code }),
+            )
+        }
+        None => (StatusCode::OK, serde_json::Value::Null),
+    };
     render(
-        &ui,
-        StatusCode::OK,
+        ui,
+        status,
         "household.html",
         context! {
-            me => who(&s),
+            me => who(s),
             h => minijinja::Value::from_serialize(&h),
             members => minijinja::Value::from_serialize(&members),
+            candidates => minijinja::Value::from_serialize(&candidates),
+            roles => minijinja::Value::from_serialize(&roles),
+            f => minijinja::Value::from_serialize(form),
+            err => minijinja::Value::from_serialize(&err),
         },
     )
-}
-
-// ---- map ----------------------------------------------------------------------------------
-
-async fn map(ui: Ui, s: Result<Staff, AuthError>) -> Response {
-    let s = match s {
-        Ok(s) => s,
-        Err(e) => return refused(&ui, e),
-    };
-    let texts = json!({
-        "facilities": i18n::t(ui.lang, "map.facilities"),
-        "buildings": i18n::t(ui.lang, "map.buildings"),
-        "count": i18n::t(ui.lang, "map.count"),
-    });
-    render(
-        &ui,
-        StatusCode::OK,
-        "map.html",
-        context! { me => who(&s), texts => texts.to_string(), base => "offline" },
-    )
-    .into_response()
 }
 
 /// The signed-in staff member, for other management pages.

@@ -17,11 +17,17 @@
 //! - Front-end libraries (htmx, Leaflet) are embedded from `web/node_modules` at the versions
 //!   pinned in `web/package-lock.json` (see `build.rs`) and served from `/static/vendor/`.
 
+pub mod admin;
 pub mod assets;
+pub mod forms;
 pub mod forward;
+pub mod households;
 pub mod i18n;
+pub mod io;
 pub mod manage;
+pub mod map;
 pub mod places;
+pub mod records;
 pub mod resident;
 
 use std::sync::OnceLock;
@@ -58,7 +64,12 @@ pub fn routes() -> Table {
             get(assets::serve),
         )
         .merge(manage::routes())
+        .merge(map::routes())
         .merge(places::routes())
+        .merge(records::routes())
+        .merge(admin::routes())
+        .merge(households::routes())
+        .merge(io::routes())
         .merge(resident::routes())
 }
 
@@ -187,6 +198,16 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "staff_nav.html",
     "resident_nav.html",
     "places.html",
+    "form.html",
+    "record.html",
+    "audit.html",
+    "users.html",
+    "user.html",
+    "totp.html",
+    "list.html",
+    "import.html",
+    "import_job.html",
+    "import_job_page.html",
 ];
 
 /// Render `name` with `ctx` plus what every page needs.
@@ -254,6 +275,10 @@ pub fn refused(ui: &Ui, e: AuthError) -> Response {
     match code {
         "auth.required" => Redirect::to(login).into_response(),
         "auth.person_required" => Redirect::to("/resident/choose").into_response(),
+        // An administrator whose second factor is not yet set up: enrol first.
+        "auth.mfa_required" if login == "/manage/login" => {
+            Redirect::to("/manage/totp").into_response()
+        }
         _ => {
             let mut r = error_page(ui, &e.error);
             if let Some(s) = e.retry_after {

@@ -37,6 +37,9 @@ const PAGE_SIZE: i64 = 20;
 #[derive(Debug, Default, Deserialize)]
 struct ListQuery {
     q: Option<String>,
+    kind: Option<String>,
+    /// A node: only places in its subtree (the tree page links here).
+    under: Option<String>,
     page: Option<String>,
 }
 
@@ -47,6 +50,16 @@ impl ListQuery {
             .and_then(|p| p.parse().ok())
             .filter(|p| *p >= 1)
             .unwrap_or(1)
+    }
+    fn under(&self) -> Option<uuid::Uuid> {
+        self.under.as_deref().and_then(|u| u.trim().parse().ok())
+    }
+    fn kind(&self) -> Option<String> {
+        self.kind
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
     }
     fn q(&self) -> Option<String> {
         self.q
@@ -67,6 +80,7 @@ fn list_page(
     total: i64,
     rows: Vec<serde_json::Value>,
     cols: &[&str],
+    kinds: Vec<serde_json::Value>,
 ) -> Response {
     let page = q.page();
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
@@ -80,6 +94,9 @@ fn list_page(
             title => i18n::t(ui.lang, title),
             action => path,
             q => q.q().unwrap_or_default(),
+            kind => q.kind().unwrap_or_default(),
+            under => q.under(),
+            kinds => minijinja::Value::from_serialize(&kinds),
             rows => minijinja::Value::from_serialize(&rows),
             cols => cols,
             page => page,
@@ -103,6 +120,7 @@ async fn buildings(
     let q = q.map(|Query(q)| q).unwrap_or_default();
     let raw = BuildingQuery {
         q: q.q(),
+        under: q.under(),
         limit: Some(PAGE_SIZE),
         offset: Some((q.page() - 1).saturating_mul(PAGE_SIZE)),
         ..BuildingQuery::default()
@@ -122,6 +140,7 @@ async fn buildings(
         .map(|b| {
             json!({
                 "id": b.id,
+                "href": format!("/manage/buildings/{}", b.id),
                 "cells": [b.name, b.address.clone().unwrap_or_default(), b.floors.map(|f| f.to_string()).unwrap_or_default(),
                           b.location.as_ref().map(|l| format!("{:.5}, {:.5}", l.lat, l.lon)).unwrap_or_default()],
             })
@@ -141,6 +160,7 @@ async fn buildings(
             "places.floors",
             "places.location",
         ],
+        Vec::new(),
     )
 }
 
@@ -157,6 +177,8 @@ async fn facilities(
     let q = q.map(|Query(q)| q).unwrap_or_default();
     let raw = FacilityQuery {
         q: q.q(),
+        kind: q.kind(),
+        under: q.under(),
         limit: Some(PAGE_SIZE),
         offset: Some((q.page() - 1).saturating_mul(PAGE_SIZE)),
         ..FacilityQuery::default()
@@ -177,6 +199,7 @@ async fn facilities(
             let kind = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
             json!({
                 "id": f.id,
+                "href": format!("/manage/facilities/{}", f.id),
                 "cells": [f.name, i18n::t(ui.lang, &format!("facility.{kind}")), f.capacity.map(|c| c.to_string()).unwrap_or_default(),
                           f.location.as_ref().map(|l| format!("{:.5}, {:.5}", l.lat, l.lon)).unwrap_or_default()],
             })
@@ -196,5 +219,9 @@ async fn facilities(
             "places.capacity",
             "places.location",
         ],
+        anxin_domain::people::FacilityKind::ALL
+            .iter()
+            .map(|k| json!({ "value": k.as_str(), "label": i18n::t(ui.lang, &format!("facility.{}", k.as_str())) }))
+            .collect(),
     )
 }

@@ -63,6 +63,36 @@ fn demo_fills_jinjiang_plausibly_and_is_idempotent() {
         q("SELECT count(*) FROM facilities WHERE kind = 'shelter' AND capacity > 0"),
         communities
     );
+    // Every grid has an outline, and every building with a point stands inside its grid's.
+    assert_eq!(q("SELECT count(*) FROM grids WHERE geometry IS NULL"), 0);
+    let outside = app
+        .store
+        .read_blocking(|c, _| {
+            let rows = c.query(
+                "SELECT b.lon, b.lat, g.geometry FROM buildings b JOIN grids g ON g.id = b.grid_id \
+                 WHERE b.lon IS NOT NULL",
+                &[],
+            )?;
+            let mut outside = 0;
+            for r in &rows {
+                let (lon, lat): (f64, f64) = (r.get("lon")?, r.get("lat")?);
+                let g: serde_json::Value =
+                    serde_json::from_str(&r.get::<String>("geometry")?).unwrap();
+                let ring = g["coordinates"][0].as_array().unwrap();
+                let xs: Vec<f64> = ring.iter().map(|p| p[0].as_f64().unwrap()).collect();
+                let ys: Vec<f64> = ring.iter().map(|p| p[1].as_f64().unwrap()).collect();
+                let within = |v: f64, a: &[f64]| {
+                    v >= a.iter().copied().fold(f64::MAX, f64::min) - 1e-9
+                        && v <= a.iter().copied().fold(f64::MIN, f64::max) + 1e-9
+                };
+                if !(within(lon, &xs) && within(lat, &ys)) {
+                    outside += 1;
+                }
+            }
+            Ok(outside)
+        })
+        .unwrap();
+    assert_eq!(outside, 0, "buildings outside their grid's outline");
     // One account per role.
     assert_eq!(
         q("SELECT count(*) FROM users"),

@@ -11,6 +11,7 @@ mod demo;
 mod import_export;
 mod integrity;
 mod isolation;
+mod maps;
 mod openapi;
 mod ops;
 mod people;

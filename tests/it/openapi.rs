@@ -7,17 +7,9 @@ use serde_json::Value;
 
 use crate::support::{client, Backend, TestApp};
 
-/// Routes of `src/http/io.rs` (imports and exports, in progress in the same release) that are
-/// not annotated yet. Remove each as its handler gets a `#[utoipa::path]` and `io::api()` joins
-/// `openapi::document`; nothing else may be missing from the document.
-const NOT_YET_DOCUMENTED: &[(&str, &str)] = &[
-    ("post", "/api/v1/import/people"),
-    ("get", "/api/v1/import/jobs/{id}"),
-    ("get", "/api/v1/import/people/template.csv"),
-    ("get", "/api/v1/import/people/template.xlsx"),
-    ("get", "/api/v1/export/people.csv"),
-    ("get", "/api/v1/export/people.xlsx"),
-];
+/// Routes not in the document yet: none. (Kept as the place to name one while its handler
+/// is being annotated; nothing may stay missing from the document.)
+const NOT_YET_DOCUMENTED: &[(&str, &str)] = &[];
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -128,11 +120,15 @@ async fn document_is_openapi_3_with_the_error_shape() {
                     Some(p) => doc.pointer(p.trim_start_matches('#')).unwrap(),
                     None => r,
                 };
-                assert_eq!(
-                    r["content"]["application/json"]["schema"]["$ref"],
-                    "#/components/schemas/Error",
-                    "{m} {path} {status}"
-                );
+                // The error shape, or (an import's 422 with its row report) one of the
+                // alternatives.
+                let schema = &r["content"]["application/json"]["schema"];
+                let error = Value::from("#/components/schemas/Error");
+                let is_error = schema["$ref"] == error
+                    || schema["oneOf"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x["$ref"] == error));
+                assert!(is_error, "{m} {path} {status}: {schema}");
             }
         }
     }

@@ -277,3 +277,412 @@ both_stores!(
         assert!(matches!(gone, Err(StoreError::NotFound)));
     }
 );
+
+// ---- bulk writes, keyset paging and name search (issue 3) ----
+
+/// Register people named `names` in community A, grid A1, household hA1n (no documents).
+async fn add_named(
+    t: &crate::support::TestApp,
+    w: &world::World,
+    names: &[&str],
+) -> Vec<uuid::Uuid> {
+    let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+    let (comm, grid, hh) = (w.comm_a, w.grid_a1, w.hh_a1n);
+    t.store()
+        .write(WriteCtx::system("test"), move |tx| {
+            names
+                .iter()
+                .map(|n| {
+                    let p = NewPerson::parse(&world::person_input(n, None, None, comm, grid, hh))?;
+                    people::create_person(tx, &Caller::system(), &p).map(|v| v.id)
+                })
+                .collect()
+        })
+        .await
+        .unwrap()
+}
+
+async fn search(t: &crate::support::TestApp, caller: Caller, q: &str) -> Vec<String> {
+    let q = q.to_owned();
+    let mut page = t
+        .store()
+        .read(move |c, _| {
+            people::list_people(
+                c,
+                &caller,
+                &PeopleFilter {
+                    q: Some(q),
+                    limit: Some(200),
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap();
+    let mut names: Vec<String> = page.items.drain(..).map(|p| p.name).collect();
+    names.sort();
+    names
+}
+
+both_stores!(
+    insert_many_logs_one_entry_per_row_like_insert,
+    |t: crate::support::TestApp| async move {
+        let w = world::build(t.store()).await;
+        let comm = w.comm_a;
+        let (single, many, person) = t
+            .store()
+            .write(WriteCtx::system("bulk"), move |tx| {
+                let now = tx.now();
+                let hh = |tx: &mut anxin_store::Tx, label: String| {
+                    vec![
+                        tx.new_id().into(),
+                        comm.into(),
+                        anxin_store::Value::Null,
+                        anxin_store::Value::Null,
+                        label.into(),
+                        now.into(),
+                        now.into(),
+                    ]
+                };
+                let cols = [
+                    "id",
+                    "community_id",
+                    "grid_id",
+                    "dwelling_id",
+                    "label",
+                    "created_at",
+                    "updated_at",
+                ];
+                let one = hh(tx, "单条".into());
+                let pairs: Vec<(&str, anxin_store::Value)> =
+                    cols.iter().copied().zip(one.iter().cloned()).collect();
+                let single: uuid::Uuid = tx.insert("households", &pairs)?.get("id")?;
+                // More rows than one statement takes on neither backend's limits, and enough
+                // entries for the batched change-log append.
+                let rows: Vec<Vec<anxin_store::Value>> =
+                    (0..40).map(|i| hh(tx, format!("批量-{i}"))).collect();
+                assert_eq!(tx.insert_many("households", &cols, &rows)?, 40);
+                let many: Vec<uuid::Uuid> = rows
+                    .iter()
+                    .map(|r| match &r[0] {
+                        anxin_store::Value::Uuid(u) => *u,
+                        _ => unreachable!(),
+                    })
+                    .collect();
+                // A personal record: its image is sealed with its own data key.
+                let (dk, wrapped) = anxin_store::tx::make_data_key(tx.env(), tx.new_id())?;
+                let key_id = dk.id();
+                tx.add_data_keys(vec![(dk, wrapped)])?;
+                let pid = tx.new_id();
+                let p = vec![vec![
+                    pid.into(),
+                    key_id.into(),
+                    comm.into(),
+                    "欧阳批量".into(),
+                    "registered".into(),
+                    "none".into(),
+                    now.into(),
+                    now.into(),
+                ]];
+                tx.insert_many(
+                    "people",
+                    &[
+                        "id",
+                        "key_id",
+                        "community_id",
+                        "name",
+                        "population_type",
+                        "doc_type",
+                        "created_at",
+                        "updated_at",
+                    ],
+                    &p,
+                )?;
+                Ok((single, many, pid))
+            })
+            .await
+            .unwrap();
+        t.store()
+            .read(move |c, env| {
+                let entries = c.query(
+                    "SELECT pos, kind, record_id, op, after, after_ct, key_id, request_id FROM change_log \
+                     WHERE request_id = 'bulk' ORDER BY pos",
+                    &[],
+                )?;
+                assert_eq!(entries.len(), 42, "one entry per row");
+                let first: i64 = entries[0].get("pos")?;
+                for (i, e) in entries.iter().enumerate() {
+                    assert_eq!(e.get::<i64>("pos")?, first + i as i64, "gap-free positions");
+                    assert_eq!(e.get::<String>("op")?, "insert");
+                }
+                let ids: Vec<uuid::Uuid> = entries.iter().map(|e| e.get("record_id")).collect::<Result<_, _>>()?;
+                assert_eq!(ids[0], single);
+                assert_eq!(&ids[1..41], &many[..], "entries in row order");
+                assert_eq!(ids[41], person);
+                // Same shape as a single insert: the after-image is the row as stored.
+                for e in &entries[..41] {
+                    let id: uuid::Uuid = e.get("record_id")?;
+                    let row = c.query_one("SELECT * FROM households WHERE id = $1", &params![id])?.unwrap();
+                    assert_eq!(e.get::<serde_json::Value>("after")?, row.to_json());
+                    assert!(e.get::<Option<Vec<u8>>>("after_ct")?.is_none());
+                    assert!(e.get::<Option<uuid::Uuid>>("key_id")?.is_none());
+                }
+                // The personal record's image is sealed, not in plaintext.
+                let e = &entries[41];
+                assert!(e.get::<Option<serde_json::Value>>("after")?.is_none());
+                let ct: Vec<u8> = e.get::<Option<Vec<u8>>>("after_ct")?.unwrap();
+                let row = c.query_one("SELECT * FROM people WHERE id = $1", &params![person])?.unwrap();
+                let image: serde_json::Value =
+                    serde_json::from_slice(&env.keys.open(c, "change_log.after", &ct)?).unwrap();
+                assert_eq!(image, row.to_json());
+                assert_eq!(e.get::<Option<uuid::Uuid>>("key_id")?, row.get::<Option<uuid::Uuid>>("key_id")?);
+                // Its name grams were written too.
+                assert!(c.query_i64("SELECT count(*) FROM person_name_grams WHERE person_id = $1 AND gram = '阳批'", &params![person])? == 1);
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+);
+
+both_stores!(
+    keyset_pages_neither_skip_nor_repeat,
+    |t: crate::support::TestApp| async move {
+        let w = world::build(t.store()).await;
+        let mut names = vec!["王芳"; 9];
+        names.extend(vec!["李四"; 7]);
+        names.extend(vec!["张伟"; 6]);
+        names.push("阿");
+        add_named(&t, &w, &names).await;
+        for (caller, limit) in [
+            (w.worker_a(), 4),
+            (w.grid_worker_a1(), 3),
+            (w.district_officer(), 5),
+        ] {
+            let c2 = caller.clone();
+            let all = t
+                .store()
+                .read(move |c, _| {
+                    people::list_people(
+                        c,
+                        &c2,
+                        &PeopleFilter {
+                            limit: Some(200),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .await
+                .unwrap();
+            assert!(all.items.len() >= 23);
+            let mut seen = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let (c2, a) = (caller.clone(), after.clone());
+                let page = t
+                    .store()
+                    .read(move |c, _| {
+                        people::list_people(
+                            c,
+                            &c2,
+                            &PeopleFilter {
+                                limit: Some(limit),
+                                after: a,
+                                ..Default::default()
+                            },
+                        )
+                    })
+                    .await
+                    .unwrap();
+                assert!(page.items.len() as i64 <= limit);
+                seen.extend(page.items.iter().map(|p| p.id));
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            let want: Vec<uuid::Uuid> = all.items.iter().map(|p| p.id).collect();
+            assert_eq!(
+                seen, want,
+                "keyset pages walk the whole list once, in order"
+            );
+            // The list is in (name, id) order.
+            let keys: Vec<(String, uuid::Uuid)> =
+                all.items.iter().map(|p| (p.name.clone(), p.id)).collect();
+            let mut sorted = keys.clone();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.to_string().cmp(&b.1.to_string())));
+            assert_eq!(
+                keys.iter().map(|k| &k.0).collect::<Vec<_>>(),
+                sorted.iter().map(|k| &k.0).collect::<Vec<_>>()
+            );
+            // Offsets still work and agree with the cursor walk.
+            let c2 = caller.clone();
+            let page = t
+                .store()
+                .read(move |c, _| {
+                    people::list_people(
+                        c,
+                        &c2,
+                        &PeopleFilter {
+                            limit: Some(5),
+                            offset: Some(7),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .await
+                .unwrap();
+            assert_eq!(
+                page.items.iter().map(|p| p.id).collect::<Vec<_>>(),
+                want[7..12].to_vec()
+            );
+            assert_eq!(page.total, want.len() as i64);
+            assert!(!page.total_capped);
+        }
+        // A malformed cursor is refused, not ignored.
+        let err = t
+            .store()
+            .read(|c, _| {
+                people::list_people(
+                    c,
+                    &Caller::system(),
+                    &PeopleFilter {
+                        after: Some("%%%".into()),
+                        ..Default::default()
+                    },
+                )
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    }
+);
+
+both_stores!(
+    chinese_search_finds_one_and_two_characters_anywhere,
+    |t: crate::support::TestApp| async move {
+        let w = world::build(t.store()).await;
+        add_named(&t, &w, &["欧阳子涵", "李秀英", "王秀", "子涵", "陈建华"]).await;
+        let sys = Caller::system();
+        assert_eq!(
+            search(&t, sys.clone(), "涵").await,
+            vec!["子涵", "欧阳子涵"]
+        );
+        assert_eq!(
+            search(&t, sys.clone(), "子涵").await,
+            vec!["子涵", "欧阳子涵"]
+        );
+        assert_eq!(search(&t, sys.clone(), "阳子").await, vec!["欧阳子涵"]);
+        assert_eq!(search(&t, sys.clone(), "阳子涵").await, vec!["欧阳子涵"]);
+        assert_eq!(search(&t, sys.clone(), "秀").await, vec!["李秀英", "王秀"]);
+        assert_eq!(search(&t, sys.clone(), "秀英").await, vec!["李秀英"]);
+        assert_eq!(search(&t, sys.clone(), "建").await, vec!["陈建华"]);
+        assert!(search(&t, sys.clone(), "英秀").await.is_empty());
+        // The same through the narrow plan (a grid worker) and with a grid filter.
+        assert_eq!(
+            search(&t, w.grid_worker_a1(), "涵").await,
+            vec!["子涵", "欧阳子涵"]
+        );
+        assert_eq!(search(&t, w.worker_a(), "秀英").await, vec!["李秀英"]);
+    }
+);
+
+both_stores!(
+    name_grams_follow_rename_and_erase,
+    |t: crate::support::TestApp| async move {
+        let w = world::build(t.store()).await;
+        let ids = add_named(&t, &w, &["赵铁柱", "钱多多"]).await;
+        let (zhao, qian) = (ids[0], ids[1]);
+        assert_eq!(search(&t, Caller::system(), "铁").await, vec!["赵铁柱"]);
+        t.store()
+            .write(WriteCtx::system("rename"), move |tx| {
+                people::update_person(
+                    tx,
+                    &Caller::system(),
+                    zhao,
+                    &PersonPatch {
+                        name: Some("赵钢蛋".into()),
+                        ..Default::default()
+                    },
+                )
+            })
+            .await
+            .unwrap();
+        assert!(
+            search(&t, Caller::system(), "铁").await.is_empty(),
+            "old name no longer found"
+        );
+        assert_eq!(search(&t, Caller::system(), "钢蛋").await, vec!["赵钢蛋"]);
+        assert_eq!(search(&t, Caller::system(), "赵").await, vec!["赵钢蛋"]);
+        t.store()
+            .write(WriteCtx::system("erase"), move |tx| {
+                people::erase_person(tx, &Caller::system(), qian)
+            })
+            .await
+            .unwrap();
+        assert!(search(&t, Caller::system(), "多").await.is_empty());
+        let left = t
+            .store()
+            .read(move |c, _| {
+                c.query_i64(
+                    "SELECT count(*) FROM person_name_grams WHERE person_id = $1",
+                    &params![qian],
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "an erased person leaves no grams");
+    }
+);
+
+both_stores!(
+    search_stays_within_scope,
+    |t: crate::support::TestApp| async move {
+        let w = world::build(t.store()).await;
+        // 张三丰 lives in community A, grid A1; 王五 in community B.
+        assert_eq!(search(&t, w.worker_a(), "三丰").await, vec!["张三丰"]);
+        assert!(search(&t, w.district_officer(), "三")
+            .await
+            .contains(&"张三丰".to_owned()));
+        assert!(
+            search(&t, w.worker_b(), "三丰").await.is_empty(),
+            "another community's person"
+        );
+        assert!(search(&t, w.worker_a(), "王五").await.is_empty());
+        assert!(
+            search(&t, w.grid_worker_a2(), "三丰").await.is_empty(),
+            "another grid's person"
+        );
+        assert!(
+            search(&t, w.resident_a1n(), "三丰").await.is_empty(),
+            "a neighbour's household"
+        );
+        assert_eq!(search(&t, w.resident_a1(), "三丰").await, vec!["张三丰"]);
+    }
+);
+
+both_stores!(
+    offset_past_the_end_gives_the_exact_total,
+    |t: crate::support::TestApp| async move {
+        let w = world::build(t.store()).await;
+        let caller = w.grid_worker_a1();
+        let page = t
+            .store()
+            .read(move |c, _| {
+                people::list_people(
+                    c,
+                    &caller,
+                    &PeopleFilter {
+                        offset: Some(10_000),
+                        ..Default::default()
+                    },
+                )
+            })
+            .await
+            .unwrap();
+        assert!(page.items.is_empty());
+        assert_eq!(page.total, 2, "the grid's two people, not a capped guess");
+        assert!(!page.total_capped);
+        assert!(page.next.is_none());
+    }
+);
