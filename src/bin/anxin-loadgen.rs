@@ -240,20 +240,33 @@ async fn sign_in(
         .filter_map(|(_, v)| v.split(';').next())
         .collect::<Vec<_>>()
         .join("; ");
+    // The total is counted up to 1,000 past the requested offset (then `total_capped`): ask
+    // at the deep offset to learn whether the reach is that deep.
     let r = c
-        .request("GET", "/api/v1/people?limit=1", &cookie, None)
+        .request(
+            "GET",
+            &format!("/api/v1/people?limit=1&offset={deep_offset}"),
+            &cookie,
+            None,
+        )
         .await?;
     if r.status != 200 {
         bail!("first page as {user}: HTTP {}", r.status);
     }
     let v: serde_json::Value = serde_json::from_slice(&r.body)?;
     let total = v["total"].as_i64().unwrap_or(0);
-    let grid = v["items"][0]["grid_id"]
+    let capped = v["total_capped"].as_bool().unwrap_or(false);
+    // The grid filter uses the grid of the first person in reach.
+    let r0 = c
+        .request("GET", "/api/v1/people?limit=1", &cookie, None)
+        .await?;
+    let v0: serde_json::Value = serde_json::from_slice(&r0.body)?;
+    let grid = v0["items"][0]["grid_id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     // A deep page: the requested offset, or half-way when the reach holds fewer people.
-    let deep = if total > deep_offset + 20 {
+    let deep = if capped || total > deep_offset + 20 {
         deep_offset
     } else {
         total / 2
