@@ -22,6 +22,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub log: LogConfig,
     pub map: MapConfig,
+    pub monitor: crate::monitor::config::MonitorConfig,
+    pub warnings: crate::warn::config::WarningsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

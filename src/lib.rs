@@ -16,5 +16,7 @@ pub mod demo;
 pub mod divisions;
 pub mod http;
 pub mod io;
+pub mod monitor;
 pub mod platform;
+pub mod warn;
 pub mod web;

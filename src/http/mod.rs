@@ -11,12 +11,14 @@ pub mod health;
 pub mod io;
 pub mod live;
 pub mod map;
+pub mod monitor;
 pub mod observe;
 pub mod openapi;
 pub mod people;
 pub mod places;
 pub mod routes;
 pub mod tree;
+pub mod warnings;
 
 use axum::Router;
 
@@ -36,6 +38,8 @@ pub fn table() -> routes::Table {
         .merge(admin::routes())
         .merge(live::routes())
         .merge(io::routes())
+        .merge(monitor::routes())
+        .merge(warnings::routes())
         .merge(crate::web::routes())
         .merge(openapi::routes())
 }

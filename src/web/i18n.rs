@@ -1003,8 +1003,7 @@ pub fn t(lang: Lang, key: &str) -> String {
 
 /// The text for `key`, if the table has it.
 pub fn lookup(lang: Lang, key: &str) -> Option<&'static str> {
-    TEXTS
-        .iter()
+    all()
         .find(|(k, ..)| *k == key)
         .map(|(_, zh, en)| match lang {
             Lang::Zh => *zh,
@@ -1014,7 +1013,18 @@ pub fn lookup(lang: Lang, key: &str) -> Option<&'static str> {
 
 /// Every key of the table, for tests.
 pub fn keys() -> impl Iterator<Item = &'static str> {
-    TEXTS.iter().map(|(k, ..)| *k)
+    all().map(|(k, ..)| *k)
+}
+
+/// The tables: the foundation's here, each later capability's in its own file.
+const TABLES: &[&[(&str, &str, &str)]] = &[
+    TEXTS,
+    super::texts_monitor::TEXTS,
+    super::texts_warnings::TEXTS,
+];
+
+fn all() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    TABLES.iter().flat_map(|t| t.iter())
 }
 
 #[cfg(test)]
@@ -1024,7 +1034,7 @@ mod tests {
     #[test]
     fn keys_are_unique_and_both_languages_present() {
         let mut seen = std::collections::HashSet::new();
-        for (k, zh, en) in TEXTS {
+        for (k, zh, en) in all() {
             assert!(seen.insert(*k), "duplicate key {k}");
             assert!(!zh.is_empty() && !en.is_empty(), "{k} lacks a text");
         }

@@ -29,6 +29,8 @@ pub mod map;
 pub mod places;
 pub mod records;
 pub mod resident;
+pub mod texts_monitor;
+pub mod texts_warnings;
 
 use std::sync::OnceLock;
 

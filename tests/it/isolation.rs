@@ -212,6 +212,8 @@ fn sample_body(path: &str, w: &World) -> Option<Value> {
         }
         "/api/v1/duties/{id}" => json!({ "duty": "闯入" }),
         "/api/v1/duties/{id}/unmask" => json!({}),
+        // monitoring (src/http/monitor.rs): add here
+        // warnings (src/http/warnings.rs): add here
         // Management pages (src/web/records.rs, admin.rs): form fields as strings.
         "/manage/buildings/{id}/edit" | "/manage/nodes/{id}/buildings/new" => {
             json!({ "name": "闯入楼", "floors": "3" })

@@ -10,6 +10,7 @@
 #[macro_use]
 mod string_enum;
 
+pub mod alarm;
 pub mod clock;
 pub mod divdiff;
 pub mod division;
@@ -21,6 +22,8 @@ pub mod mask;
 pub mod people;
 pub mod phone;
 pub mod roles;
+pub mod rules;
+pub mod warning;
 
 pub use clock::{Clock, ManualClock, SystemClock, SHANGHAI};
 pub use divdiff::{DivisionChange, DivisionPlan, ExistingNode, IncomingNode, ParentRef};

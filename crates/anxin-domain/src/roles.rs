@@ -59,6 +59,18 @@ string_enum! {
         ManageGrants = "manage_grants", "管理授权",
         ManageKeys = "manage_keys", "管理密钥",
         ReadAudit = "read_audit", "查看审计日志",
+        /// Devices, readings and alarms in scope.
+        ReadMonitor = "read_monitor", "查看监测告警",
+        /// Register devices, set their profiles and credentials.
+        ManageDevices = "manage_devices", "管理监测设备",
+        /// Acknowledge, assign, annotate and clear alarms.
+        HandleAlarms = "handle_alarms", "处置告警",
+        /// Draft a warning (or promote an alarm to a draft).
+        DraftWarning = "draft_warning", "起草预警",
+        /// Approve a drafted warning.
+        ApproveWarning = "approve_warning", "审核预警",
+        /// Issue, update and cancel approved warnings; read the reach board.
+        IssueWarning = "issue_warning", "发布预警",
         ReadOwnHousehold = "read_own_household", "查看本户信息",
         WriteOwnHousehold = "write_own_household", "维护本户信息",
     }
@@ -112,9 +124,42 @@ const COMMUNITY_STAFF: &[Permission] = &[
     P::WriteVulnerable,
     P::ImportData,
     P::ExportData,
+    P::ReadMonitor,
+    P::ManageDevices,
+    P::HandleAlarms,
+    P::DraftWarning,
+    P::ApproveWarning,
+    P::IssueWarning,
 ];
 
-const OFFICER: &[Permission] = &[P::ReadBase, P::ReadPeople, P::ReadVulnerable, P::ExportData];
+/// Grid workers watch and handle alarms and may draft a warning; approving and issuing one is
+/// for the community and above.
+const GRID_STAFF: &[Permission] = &[
+    P::ReadBase,
+    P::WriteBase,
+    P::ReadPeople,
+    P::WritePeople,
+    P::Unmask,
+    P::ReadVulnerable,
+    P::WriteVulnerable,
+    P::ImportData,
+    P::ExportData,
+    P::ReadMonitor,
+    P::HandleAlarms,
+    P::DraftWarning,
+];
+
+const OFFICER: &[Permission] = &[
+    P::ReadBase,
+    P::ReadPeople,
+    P::ReadVulnerable,
+    P::ExportData,
+    P::ReadMonitor,
+    P::HandleAlarms,
+    P::DraftWarning,
+    P::ApproveWarning,
+    P::IssueWarning,
+];
 
 impl Role {
     /// What the role may do within the scope of a grant.
@@ -129,7 +174,8 @@ impl Role {
             Role::SecurityAdmin => &[P::ManageAccounts, P::ManageGrants, P::ManageKeys],
             Role::AuditAdmin => &[P::ReadAudit],
             Role::DistrictOfficer | Role::StreetOfficer => OFFICER,
-            Role::CommunityWorker | Role::GridWorker => COMMUNITY_STAFF,
+            Role::CommunityWorker => COMMUNITY_STAFF,
+            Role::GridWorker => GRID_STAFF,
             Role::Resident => &[P::ReadOwnHousehold, P::WriteOwnHousehold],
             Role::Provider | Role::Volunteer | Role::Inspector => &[],
         }

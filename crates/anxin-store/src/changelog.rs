@@ -39,6 +39,8 @@ pub const LOGGED_TABLES: &[&str] = &[
     "grants",
     "api_tokens",
     "map_features",
+    // monitoring (devices, alarms): add here
+    // warnings: add here
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

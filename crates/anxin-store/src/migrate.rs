@@ -33,6 +33,8 @@ pub const SQLITE: &[Migration] = &[
     m!(4, "0004_platform2", "sqlite"),
     m!(5, "0005_search", "sqlite"),
     m!(6, "0006_maps", "sqlite"),
+    m!(7, "0007_monitor", "sqlite"),
+    m!(8, "0008_warnings", "sqlite"),
 ];
 pub const POSTGRES: &[Migration] = &[
     m!(1, "0001_base", "postgres"),
@@ -41,11 +43,13 @@ pub const POSTGRES: &[Migration] = &[
     m!(4, "0004_platform2", "postgres"),
     m!(5, "0005_search", "postgres"),
     m!(6, "0006_maps", "postgres"),
+    m!(7, "0007_monitor", "postgres"),
+    m!(8, "0008_warnings", "postgres"),
 ];
 
 /// The schema version each release shipped, newest last (the newest is this build's latest
 /// migration): the upgrade test starts from a database made by the one before.
-pub const RELEASES: &[(&str, i64)] = &[("0.0.1", 2), ("0.1.0", 4), ("0.2.0", 6)];
+pub const RELEASES: &[(&str, i64)] = &[("0.0.1", 2), ("0.1.0", 4), ("0.2.0", 6), ("0.3.0", 8)];
 
 pub fn list(d: Dialect) -> &'static [Migration] {
     match d {

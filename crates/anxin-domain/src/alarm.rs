@@ -1,0 +1,1 @@
+//! The alarm lifecycle: active/cleared × unacknowledged/acknowledged.

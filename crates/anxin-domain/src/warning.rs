@@ -1,0 +1,1 @@
+//! Warnings to people: levels, categories, the workflow, areas and CAP 1.2 mapping.

@@ -1,0 +1,1 @@
+//! Devices, profiles and rules, rule state and alarms.

@@ -1,0 +1,1 @@
+//! The readings store: raw readings and rollups, apart from the main store.

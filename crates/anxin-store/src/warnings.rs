@@ -1,0 +1,1 @@
+//! Warnings, their targets and per-recipient deliveries.

@@ -1,0 +1,3 @@
+//! Monitoring: ingestion (MQTT, HTTP), the rule pipeline, alarms and their escalation.
+
+pub mod config;

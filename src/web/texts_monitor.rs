@@ -1,0 +1,4 @@
+//! zh-CN and English texts for devices, readings, rules and alarms: page labels and error codes
+//! (`area.reason`), in the shape of [`super::i18n`]'s table.
+
+pub const TEXTS: &[(&str, &str, &str)] = &[];

@@ -1,0 +1,1 @@
+//! Monitoring stories: devices, readings over MQTT and HTTP, rules, alarms, escalation.

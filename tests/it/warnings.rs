@@ -1,0 +1,1 @@
+//! Warning stories: workflow, targeting, channels, reach, CAP.
