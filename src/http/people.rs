@@ -67,9 +67,9 @@ pub fn routes() -> Table {
         )
         .route(
             "/api/v1/households/{id}",
-            &["GET"],
+            &["GET", "PATCH"],
             Serves::Records("households"),
-            get(show_household),
+            get(show_household).patch(update_household),
         )
         .route(
             "/api/v1/households/{id}/members",
@@ -437,6 +437,42 @@ async fn show_household(
     Ok(Json(json!({ "household": household, "members": members })))
 }
 
+/// A household's label and grid; an absent field keeps its value, `"grid_id": null` takes the
+/// household out of any grid. Current members' grid follows.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct HouseholdPatch {
+    label: Option<String>,
+    #[serde(default, deserialize_with = "anxin_store::places::present")]
+    #[schema(value_type = Option<Uuid>)]
+    grid_id: Option<Option<Uuid>>,
+}
+
+#[utoipa::path(
+    patch, path = "/api/v1/households/{id}", tag = "people",
+    params(("id" = Uuid, Path, description = "household id")),
+    request_body = HouseholdPatch,
+    responses((status = 200, body = Household))
+)]
+async fn update_household(
+    State(app): State<App>,
+    auth: Authenticated,
+    Path(id): Path<Uuid>,
+    Json(i): Json<HouseholdPatch>,
+) -> Result<impl IntoResponse, ApiError> {
+    let caller = auth.caller().clone();
+    let h = app
+        .store
+        .write(ctx(&auth), move |tx| {
+            let (current, _) = people::get_household(tx.conn(), &caller, id)?;
+            let label = i.label.unwrap_or(current.label);
+            let grid_id = i.grid_id.unwrap_or(current.grid_id);
+            people::update_household(tx, &caller, id, &label, grid_id)
+        })
+        .await?;
+    Ok(Json(h))
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MemberInput {
@@ -580,6 +616,7 @@ struct MembershipCreated {
     unmask,
     create_household,
     show_household,
+    update_household,
     add_member,
     end_membership,
     list_vulnerable,

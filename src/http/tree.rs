@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
@@ -55,6 +55,18 @@ pub fn routes() -> Table {
             &["POST"],
             Serves::Records("nodes"),
             post(create_compound),
+        )
+        .route(
+            "/api/v1/grids/{id}",
+            &["PATCH"],
+            Serves::Records("grids"),
+            patch(rename_grid),
+        )
+        .route(
+            "/api/v1/compounds/{id}",
+            &["PATCH"],
+            Serves::Records("compounds"),
+            patch(rename_compound),
         )
 }
 
@@ -192,6 +204,50 @@ async fn create_compound(
     Ok((StatusCode::CREATED, Json(json!({ "id": c }))))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/grids/{id}", tag = "tree",
+    params(("id" = Uuid, Path, description = "grid id")),
+    request_body = NameInput,
+    responses((status = 200, body = Grid))
+)]
+async fn rename_grid(
+    State(app): State<App>,
+    auth: Authenticated,
+    Path(id): Path<Uuid>,
+    Json(i): Json<NameInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    let caller = auth.caller().clone();
+    let g = app
+        .store
+        .write(WriteCtx::by(auth.user_id(), auth.request_id()), move |tx| {
+            tree::rename_grid(tx, &caller, id, &i.name)
+        })
+        .await?;
+    Ok(Json(g))
+}
+
+/// Rename a compound (小区); the official divisions keep their statistical names.
+#[utoipa::path(
+    patch, path = "/api/v1/compounds/{id}", tag = "tree",
+    params(("id" = Uuid, Path, description = "compound (node) id")),
+    request_body = NameInput,
+    responses((status = 200, body = Created))
+)]
+async fn rename_compound(
+    State(app): State<App>,
+    auth: Authenticated,
+    Path(id): Path<Uuid>,
+    Json(i): Json<NameInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    let caller = auth.caller().clone();
+    app.store
+        .write(WriteCtx::by(auth.user_id(), auth.request_id()), move |tx| {
+            tree::rename_compound(tx, &caller, id, &i.name)
+        })
+        .await?;
+    Ok(Json(json!({ "id": id })))
+}
+
 /// `GET /api/v1/nodes/{id}`: the node and counts of its direct children per level.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
@@ -202,7 +258,7 @@ struct NodeDetail {
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(roots, show, by_code, children, grids, create_grid, create_compound))]
+#[openapi(paths(roots, show, by_code, children, grids, create_grid, create_compound, rename_grid, rename_compound))]
 struct Api;
 
 /// This module's part of the API document.

@@ -212,6 +212,8 @@ fn sample_body(path: &str, w: &World) -> Option<Value> {
         }
         "/api/v1/duties/{id}" => json!({ "duty": "闯入" }),
         "/api/v1/duties/{id}/unmask" => json!({}),
+        "/api/v1/grids/{id}" | "/api/v1/compounds/{id}" => json!({ "name": "闯入改名" }),
+        "/api/v1/households/{id}" => json!({ "label": "闯入" }),
         // monitoring (src/http/monitor.rs): add here
         // warnings (src/http/warnings.rs): add here
         // Management pages (src/web/records.rs, admin.rs): form fields as strings.

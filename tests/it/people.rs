@@ -686,3 +686,160 @@ both_stores!(
         assert!(page.next.is_none());
     }
 );
+
+both_stores!(
+    households_grids_and_compounds_edited_over_the_api,
+    |t: crate::support::TestApp| async move {
+        use anxin_domain::{Role, Scope};
+        use anxin_store::accounts::UserKind;
+        use serde_json::{json, Value};
+        let w = world::build(t.store()).await;
+        let base = t.serve().await;
+        let worker = world::user(
+            &t,
+            "worker_a",
+            UserKind::Staff,
+            Some((Role::CommunityWorker, Scope::Node(w.comm_a))),
+            None,
+        )
+        .await;
+        let worker_b = world::user(
+            &t,
+            "worker_b",
+            UserKind::Staff,
+            Some((Role::CommunityWorker, Scope::Node(w.comm_b))),
+            None,
+        )
+        .await;
+        let patch = |u: &world::User, path: String, body: Value| {
+            crate::support::client()
+                .patch(format!("{base}{path}"))
+                .header("cookie", &u.cookie)
+                .header("x-csrf-token", &u.csrf)
+                .json(&body)
+                .send()
+        };
+        // The household moves to grid A2 with a new label; its member follows.
+        let r = patch(
+            &worker,
+            format!("/api/v1/households/{}", w.hh_a1),
+            json!({ "label": "3-2-201", "grid_id": w.grid_a2 }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let h: Value = r.json().await.unwrap();
+        assert_eq!(h["label"], "3-2-201");
+        assert_eq!(h["grid_id"], json!(w.grid_a2));
+        let p = w.person_a1;
+        let grid: Option<uuid::Uuid> = t
+            .store()
+            .read(move |c, _| {
+                c.query_one("SELECT grid_id FROM people WHERE id = $1", &params![p])?
+                    .unwrap()
+                    .get("grid_id")
+            })
+            .await
+            .unwrap();
+        assert_eq!(grid, Some(w.grid_a2), "the member's grid follows");
+        // Only the label: the grid stays; null takes it out of any grid.
+        let h: Value = patch(
+            &worker,
+            format!("/api/v1/households/{}", w.hh_a1),
+            json!({ "label": "3-2-202" }),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(h["grid_id"], json!(w.grid_a2));
+        let h: Value = patch(
+            &worker,
+            format!("/api/v1/households/{}", w.hh_a1),
+            json!({ "grid_id": null }),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(h["grid_id"], Value::Null);
+        assert_eq!(h["label"], "3-2-202");
+        // A grid of another community is refused, naming the field.
+        let r = patch(
+            &worker,
+            format!("/api/v1/households/{}", w.hh_a1),
+            json!({ "grid_id": w.grid_b1 }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 422);
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["details"]["field"], "grid_id", "{e}");
+        // An empty label is refused.
+        let r = patch(
+            &worker,
+            format!("/api/v1/households/{}", w.hh_a1),
+            json!({ "label": " " }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 422);
+
+        // Grid rename; the sibling community's worker cannot see it.
+        let r = patch(
+            &worker,
+            format!("/api/v1/grids/{}", w.grid_a1),
+            json!({ "name": "东一网格" }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["name"], "东一网格");
+        let r = patch(
+            &worker_b,
+            format!("/api/v1/grids/{}", w.grid_a1),
+            json!({ "name": "闯入" }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+
+        // Compounds may be renamed; an official division (the community) may not.
+        let (comm_a, sys) = (w.comm_a, Caller::system());
+        let compound = t
+            .store()
+            .write(WriteCtx::system("compound"), move |tx| {
+                anxin_store::tree::create_compound(tx, &sys, comm_a, "锦华苑")
+            })
+            .await
+            .unwrap();
+        let r = patch(
+            &worker,
+            format!("/api/v1/compounds/{compound}"),
+            json!({ "name": "锦华新苑" }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let name: String = t
+            .store()
+            .read(move |c, _| {
+                c.query_one("SELECT name FROM nodes WHERE id = $1", &params![compound])?
+                    .unwrap()
+                    .get("name")
+            })
+            .await
+            .unwrap();
+        assert_eq!(name, "锦华新苑");
+        let r = patch(
+            &worker,
+            format!("/api/v1/compounds/{}", w.comm_a),
+            json!({ "name": "改名社区" }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+    }
+);

@@ -55,7 +55,7 @@ const PHONE_FIELD: &str = "duties.phone";
 
 /// Read a JSON field that may be absent, null or a value: `None`, `Some(None)`, `Some(Some(v))`.
 /// A PATCH body needs the three apart (absent: unchanged; null: cleared).
-fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+pub fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
