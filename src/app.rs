@@ -23,6 +23,8 @@ pub struct App {
     pub notifier: Arc<crate::platform::notify::Notifier>,
     /// Job handlers, schedules and the workers' wake-up call.
     pub jobs: Arc<crate::platform::jobs::Jobs>,
+    /// Monitoring: the readings store, device and profile caches, ingest counters.
+    pub monitor: Arc<crate::monitor::Monitor>,
 }
 
 impl std::fmt::Debug for App {
@@ -74,6 +76,8 @@ impl App {
             )
         })?;
         let notifier = crate::platform::notify::Notifier::from_config(&config)?;
+        let monitor =
+            crate::monitor::Monitor::open(&config).context("opening the readings store")?;
         Ok(App {
             store,
             config: Arc::new(config),
@@ -82,6 +86,7 @@ impl App {
             limits: Arc::new(crate::platform::ratelimit::RateLimits::default()),
             notifier: Arc::new(notifier),
             jobs: Arc::new(crate::platform::jobs::Jobs::standard()),
+            monitor: Arc::new(monitor),
         })
     }
 }

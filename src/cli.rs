@@ -410,6 +410,7 @@ async fn serve(app: App, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let services = crate::platform::start(&app);
+    let monitor = crate::monitor::start(&app);
     tracing::info!(address = %listen, backend = app.store.dialect().name(), "anxin serving");
     println!("安心 Anxin: http://{listen}/");
     axum::serve(
@@ -420,6 +421,7 @@ async fn serve(app: App, args: ServeArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    monitor.stop().await;
     services.stop().await;
     Ok(())
 }

@@ -428,6 +428,8 @@ const SECTION_DOCS: &[(&str, &str)] = &[
     ("jobs", "Durable background jobs."),
     ("retention", "How long operational records are kept."),
     ("log", "Structured logs (never contain personal data)."),
+    ("monitor", "Monitoring: the readings store, rule ticks, retention of raw readings, escalation of unacknowledged alarms. [monitor.mqtt]: the broker subscription; password: set ANXIN_MONITOR__MQTT__PASSWORD."),
+    ("warnings", "Warnings to people: this platform's CAP sender and the CAP senders it trusts."),
     ("map", "The map's base layer. offline (default) needs no network: Anxin's own outlines, grids, buildings and facilities. tianditu_key: set ANXIN_MAP__TIANDITU_KEY."),
 ];
 

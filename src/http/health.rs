@@ -52,8 +52,16 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.render(),
+        metrics_text(&app),
     )
+}
+
+/// The registry's metrics with the monitor's ingest counters before the closing `# EOF`.
+fn metrics_text(app: &App) -> String {
+    let mut text = app.metrics.render();
+    let at = text.rfind("# EOF").unwrap_or(text.len());
+    text.insert_str(at, &app.monitor.counters.render());
+    text
 }
 
 #[derive(utoipa::OpenApi)]

@@ -91,6 +91,7 @@ pub fn document() -> OpenApi {
         admin::api(),
         live::api(),
         io::api(),
+        crate::http::monitor::api(),
     ] {
         doc.merge(part);
     }

@@ -78,6 +78,14 @@ pub const TEMPLATES: &[Template] = &[
         email_body: Some("{body}\n\n——安心社区平台（系统邮件，请勿回复）\n"),
         secret_params: false,
     },
+    Template {
+        id: "alarm_escalated",
+        params: &["node", "device", "alarm", "minutes"],
+        sms: Some("【安心社区】告警升级：{node}辖区设备{device}的{alarm}告警已{minutes}分钟未确认，请及时处置。"),
+        email_subject: Some("【安心社区】告警升级：{alarm}"),
+        email_body: Some("{node}辖区设备 {device} 的 {alarm} 告警已 {minutes} 分钟未确认，请及时处置。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
+        secret_params: false,
+    },
 ];
 
 pub fn template(id: &str) -> Option<&'static Template> {

@@ -215,6 +215,19 @@ fn sample_body(path: &str, w: &World) -> Option<Value> {
         "/api/v1/grids/{id}" | "/api/v1/compounds/{id}" => json!({ "name": "闯入改名" }),
         "/api/v1/households/{id}" => json!({ "label": "闯入" }),
         // monitoring (src/http/monitor.rs): add here
+        "/api/v1/devices" => json!({
+            "node_id": w.comm_a, "grid_id": w.grid_a1, "kind": "water_level",
+            "code": "intruder-device", "name": "闯入设备"
+        }),
+        "/api/v1/devices/{id}" => json!({ "name": "闯入设备" }),
+        "/api/v1/device-profiles" => {
+            json!({ "node_id": w.comm_a, "name": "闯入模板", "rules": { "rules": [] } })
+        }
+        "/api/v1/device-profiles/{id}" => json!({ "name": "闯入模板" }),
+        "/api/v1/alarms/{id}/ack" | "/api/v1/alarms/{id}/clear" => json!({}),
+        "/api/v1/alarms/{id}/assign" => json!({ "assignee": null }),
+        "/api/v1/alarms/{id}/notes" => json!({ "body": "闯入" }),
+        "/manage/alarms/{id}/ack" | "/manage/alarms/{id}/clear" => json!({}),
         // warnings (src/http/warnings.rs): add here
         // Management pages (src/web/records.rs, admin.rs): form fields as strings.
         "/manage/buildings/{id}/edit" | "/manage/nodes/{id}/buildings/new" => {
@@ -389,6 +402,7 @@ async fn matrix(t: &TestApp) {
     let mut records = a1_records(t, &w).await;
     records.extend(a1_places(t, &w).await);
     records.extend(crate::maps::a1_map_records(t, &w).await);
+    records.extend(crate::world::monitoring_a1(t.store(), &w).await);
 
     let insider = user(
         t,

@@ -256,3 +256,68 @@ pub async fn user(
         csrf,
     }
 }
+
+/// Monitoring in community A, grid A1: a water-level profile, a device using it and an active
+/// alarm raised by it (for the isolation matrix and the monitoring stories).
+pub async fn monitoring_a1(
+    store: &Store,
+    w: &World,
+) -> std::collections::HashMap<&'static str, Uuid> {
+    use anxin_store::monitor::{self as sm, DeviceInput, NewDevice, NewProfile, ProfileInput};
+    let (comm_a, grid_a1) = (w.comm_a, w.grid_a1);
+    store
+        .write(WriteCtx::system("world-monitor"), move |tx| {
+            let sys = Caller::system();
+            let p = sm::create_profile(
+                tx,
+                &sys,
+                &NewProfile::parse(ProfileInput {
+                    node_id: Some(comm_a),
+                    name: Some("A1水位".into()),
+                    rules: Some(serde_json::json!({"rules": [{
+                        "id": "high", "name": "水位高", "alarm_type": "water_level_high",
+                        "severity": "major",
+                        "raise": {"kind": "threshold", "metric": "level", "op": "above", "value": 3.0}
+                    }]})),
+                })?,
+            )?;
+            let d = sm::create_device(
+                tx,
+                &sys,
+                &NewDevice::parse(DeviceInput {
+                    node_id: Some(comm_a),
+                    grid_id: Some(grid_a1),
+                    kind: Some("water_level".into()),
+                    code: Some(format!("a1-water-{}", Uuid::now_v7().simple())),
+                    name: Some("A1水位计".into()),
+                    lon: Some(104.09),
+                    lat: Some(30.66),
+                    profile_id: Some(p.id),
+                    ..DeviceInput::default()
+                })?,
+            )?;
+            let info = sm::device_by_id(tx.conn(), d.device.id)?.unwrap();
+            let now = tx.now();
+            let applied = sm::apply_events(
+                tx,
+                &info,
+                &[sm::NumberedEvent {
+                    no: 1,
+                    event: anxin_domain::rules::Event::Raise {
+                        rule_id: "high".into(),
+                        alarm_type: "water_level_high".into(),
+                        severity: anxin_domain::alarm::Severity::Major,
+                        at: now,
+                        value: Some(3.5),
+                    },
+                }],
+            )?;
+            Ok(std::collections::HashMap::from([
+                ("device_profiles", p.id),
+                ("devices", d.device.id),
+                ("alarms", applied.raised[0]),
+            ]))
+        })
+        .await
+        .unwrap()
+}

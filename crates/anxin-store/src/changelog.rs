@@ -40,6 +40,9 @@ pub const LOGGED_TABLES: &[&str] = &[
     "api_tokens",
     "map_features",
     // monitoring (devices, alarms): add here
+    "device_profiles",
+    "devices",
+    "alarms",
     // warnings: add here
 ];
 

@@ -1,1 +1,699 @@
 //! The readings store: raw readings and rollups, apart from the main store.
+//!
+//! For SQLite a separate database file (by default `<main file>.readings.db`) with its own writer
+//! thread, so a flood of readings never queues behind (or in front of) the rest of Anxin's writes;
+//! for PostgreSQL its own tables in the same database, through its own small pool.
+//!
+//! One batch is one transaction ([`ReadingsStore::commit_batch`]): each raw reading is inserted
+//! keyed `(device_id, seq)` — a redelivered duplicate inserts nothing and is not evaluated again —
+//! the per-minute and per-hour rollups of the new readings are merged in, each device's rule
+//! state ([`DeviceState`]) is evaluated and written back, and the rule events it produced are
+//! numbered and put in the outbox. State, readings and pending events therefore never disagree,
+//! whatever crashes when. The pipeline then applies the outbox to the main store's alarms
+//! (idempotently, by event number) and removes what it applied ([`ReadingsStore::drop_events`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anxin_domain::rules::{DeviceState, Event, Profile, Reading};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::conn::{Conn, Dialect};
+use crate::error::{Result, StoreError};
+use crate::monitor::NumberedEvent;
+use crate::params;
+use crate::value::{Row, Value};
+
+const POOL_WAIT: Duration = Duration::from_secs(30);
+/// The PostgreSQL schema of the readings tables.
+const PG_SCHEMA: &str = "anxin_readings";
+
+const SCHEMA_SQLITE: &str = "
+CREATE TABLE IF NOT EXISTS readings (
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    vals TEXT NOT NULL,
+    PRIMARY KEY (device_id, seq)
+);
+CREATE INDEX IF NOT EXISTS readings_device_at ON readings (device_id, at);
+CREATE INDEX IF NOT EXISTS readings_at ON readings (at);
+CREATE TABLE IF NOT EXISTS reading_rollups (
+    device_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    vmin REAL NOT NULL,
+    vmax REAL NOT NULL,
+    vsum REAL NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (device_id, step, bucket, metric)
+);
+CREATE TABLE IF NOT EXISTS device_rule_state (
+    device_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    event_no INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rule_event_outbox (
+    device_id TEXT NOT NULL,
+    event_no INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, event_no)
+);
+";
+
+const SCHEMA_PG: &str = "
+CREATE TABLE IF NOT EXISTS readings (
+    device_id UUID NOT NULL,
+    seq BIGINT NOT NULL,
+    at TIMESTAMPTZ NOT NULL,
+    received_at TIMESTAMPTZ NOT NULL,
+    vals JSONB NOT NULL,
+    PRIMARY KEY (device_id, seq)
+);
+CREATE INDEX IF NOT EXISTS readings_device_at ON readings (device_id, at);
+CREATE INDEX IF NOT EXISTS readings_at ON readings (at);
+CREATE TABLE IF NOT EXISTS reading_rollups (
+    device_id UUID NOT NULL,
+    step TEXT NOT NULL,
+    bucket TIMESTAMPTZ NOT NULL,
+    metric TEXT NOT NULL,
+    vmin DOUBLE PRECISION NOT NULL,
+    vmax DOUBLE PRECISION NOT NULL,
+    vsum DOUBLE PRECISION NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (device_id, step, bucket, metric)
+);
+CREATE TABLE IF NOT EXISTS device_rule_state (
+    device_id UUID PRIMARY KEY,
+    state JSONB NOT NULL,
+    event_no BIGINT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rule_event_outbox (
+    device_id UUID NOT NULL,
+    event_no BIGINT NOT NULL,
+    event JSONB NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (device_id, event_no)
+);
+";
+
+enum Engine {
+    Sqlite(crate::sqlite::SqliteEngine),
+    Postgres(crate::pg::PgEngine),
+}
+
+/// The readings store. Cheap to clone.
+#[derive(Clone)]
+pub struct ReadingsStore {
+    engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for ReadingsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.engine {
+            Engine::Sqlite(e) => write!(f, "ReadingsStore(sqlite {})", e.path.display()),
+            Engine::Postgres(_) => f.write_str("ReadingsStore(postgres)"),
+        }
+    }
+}
+
+/// The default file of a SQLite main store's readings: `<main>.readings.db`.
+pub fn default_sqlite_path(main: &Path) -> PathBuf {
+    let mut s = main.as_os_str().to_owned();
+    s.push(".readings.db");
+    PathBuf::from(s)
+}
+
+/// One reading as the pipeline hands it over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReading {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub values: Vec<(String, f64)>,
+}
+
+/// A device's readings of one batch, with its compiled profile (none: stored, not evaluated).
+#[derive(Debug, Clone)]
+pub struct DeviceBatch {
+    pub device_id: Uuid,
+    pub profile: Option<Arc<Profile>>,
+    pub readings: Vec<NewReading>,
+}
+
+/// What a batch did, per device: which readings were new (not duplicates) and the rule events
+/// they produced, numbered.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    /// Per device, in the order given: for each reading, whether it was new.
+    pub fresh: Vec<Vec<bool>>,
+    pub events: Vec<(Uuid, Vec<NumberedEvent>)>,
+}
+
+/// A stored reading.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RawReading {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub values: serde_json::Value,
+}
+
+/// One rollup bucket of one metric.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Rollup {
+    pub bucket: DateTime<Utc>,
+    pub metric: String,
+    pub min: f64,
+    pub max: f64,
+    pub avg: f64,
+    pub count: i64,
+}
+
+/// Rollup widths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Minute,
+    Hour,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Minute => "minute",
+            Step::Hour => "hour",
+        }
+    }
+    fn width(self) -> TimeDelta {
+        match self {
+            Step::Minute => TimeDelta::minutes(1),
+            Step::Hour => TimeDelta::hours(1),
+        }
+    }
+}
+
+fn json_col(r: &Row, col: &str) -> Result<serde_json::Value> {
+    match r.raw(col)? {
+        Value::Text(s) => {
+            serde_json::from_str(s).map_err(|e| StoreError::Backend(format!("column {col}: {e}")))
+        }
+        _ => r.get(col),
+    }
+}
+
+impl ReadingsStore {
+    /// A separate SQLite file.
+    pub fn open_sqlite(path: &Path) -> Result<Self> {
+        let e = crate::sqlite::SqliteEngine::open(path, |_| {}, |c| c.batch(SCHEMA_SQLITE))?;
+        Ok(Self {
+            engine: Arc::new(Engine::Sqlite(e)),
+        })
+    }
+
+    /// Own tables in the PostgreSQL database at `url` (schema `anxin_readings`, so backups of
+    /// the main store do not carry them), through a pool of `max` connections.
+    pub fn open_postgres(url: &str, max: usize) -> Result<Self> {
+        {
+            let setup = crate::pg::PgEngine::open(url, 1)?;
+            let mut entry = setup.pool.get(POOL_WAIT)?;
+            let crate::pg::PgEntry { client, stmts } = &mut *entry;
+            let mut c = crate::pg::PgConn { client, stmts };
+            // Several servers may start at once: serialise the schema set-up.
+            c.batch("SELECT pg_advisory_lock(7007007)")?;
+            let r = c.batch(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}; SET search_path TO {PG_SCHEMA}; {SCHEMA_PG}"
+            ));
+            c.batch("SELECT pg_advisory_unlock(7007007)")?;
+            r?;
+        }
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let e = crate::pg::PgEngine::open(
+            &format!("{url}{sep}options=-c%20search_path%3D{PG_SCHEMA}"),
+            max,
+        )?;
+        Ok(Self {
+            engine: Arc::new(Engine::Postgres(e)),
+        })
+    }
+
+    /// The SQLite file, when this is one.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        match &*self.engine {
+            Engine::Sqlite(e) => Some(&e.path),
+            Engine::Postgres(_) => None,
+        }
+    }
+
+    /// Run `f` on a reader connection, blocking.
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&mut dyn Conn) -> Result<T>) -> Result<T> {
+        match &*self.engine {
+            Engine::Sqlite(e) => {
+                let c = e.readers.get(POOL_WAIT)?;
+                f(&mut crate::sqlite::SqliteConn(&c))
+            }
+            Engine::Postgres(e) => {
+                let mut entry = e.pool.get(POOL_WAIT)?;
+                let crate::pg::PgEntry { client, stmts } = &mut *entry;
+                let r = f(&mut crate::pg::PgConn { client, stmts });
+                if entry.client.is_closed() {
+                    entry.discard();
+                }
+                r
+            }
+        }
+    }
+
+    /// Run `f` as one transaction, blocking until it committed.
+    pub fn write_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        match &*self.engine {
+            Engine::Sqlite(e) => {
+                let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Result<T>>(1);
+                let job: crate::sqlite::WriteJob = Box::new(move |conn| match f(conn) {
+                    Ok(v) => crate::sqlite::JobOutcome {
+                        ok: true,
+                        events: Vec::new(),
+                        finish: Box::new(move |r| {
+                            let _ = done_tx.send(r.map(|()| v));
+                        }),
+                    },
+                    Err(err) => crate::sqlite::JobOutcome {
+                        ok: false,
+                        events: Vec::new(),
+                        finish: Box::new(move |_| {
+                            let _ = done_tx.send(Err(err));
+                        }),
+                    },
+                });
+                e.writer
+                    .send(job)
+                    .map_err(|_| StoreError::Unavailable("readings writer stopped".into()))?;
+                done_rx
+                    .recv()
+                    .map_err(|_| StoreError::Unavailable("readings write aborted".into()))?
+            }
+            Engine::Postgres(e) => {
+                let mut entry = e.pool.get(POOL_WAIT)?;
+                let result = (|| -> Result<T> {
+                    let crate::pg::PgEntry { client, stmts } = &mut *entry;
+                    let mut t = client.transaction()?;
+                    let v = {
+                        let mut c = crate::pg::PgConn {
+                            client: &mut t,
+                            stmts,
+                        };
+                        f(&mut c)?
+                    };
+                    t.commit()?;
+                    Ok(v)
+                })();
+                if entry.client.is_closed() {
+                    entry.discard();
+                }
+                result
+            }
+        }
+    }
+
+    /// Store a batch of readings and evaluate the new ones, in one transaction (see the module
+    /// documentation).
+    pub fn commit_batch(
+        &self,
+        batch: Vec<DeviceBatch>,
+        now: DateTime<Utc>,
+    ) -> Result<BatchOutcome> {
+        self.commit_batch_after(Vec::new(), batch, now)
+    }
+
+    /// [`Self::commit_batch`], first forgetting outbox events already applied to alarms
+    /// (`(device, up to event number)`): saves the pipeline a commit of its own for that.
+    pub fn commit_batch_after(
+        &self,
+        applied: Vec<(Uuid, i64)>,
+        batch: Vec<DeviceBatch>,
+        now: DateTime<Utc>,
+    ) -> Result<BatchOutcome> {
+        self.write_blocking(move |c| {
+            drop_events_in(c, &applied)?;
+            commit_batch_in(c, &batch, now)
+        })
+    }
+
+    /// Time passes: tick every given device's rules at `now`, in one transaction. Only devices
+    /// that already have state are ticked (a device that never spoke is not silent).
+    pub fn tick(
+        &self,
+        devices: Vec<(Uuid, Arc<Profile>)>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, Vec<NumberedEvent>)>> {
+        self.write_blocking(move |c| {
+            lock_devices(c, devices.iter().map(|(id, _)| *id).collect())?;
+            let mut out = Vec::new();
+            for (id, profile) in &devices {
+                let Some((mut state, mut no)) = load_state(c, *id)? else {
+                    continue;
+                };
+                let before = state.clone();
+                let mut evs = Vec::new();
+                profile.tick(&mut state, now, &mut evs);
+                if evs.is_empty() && state == before {
+                    continue;
+                }
+                let numbered = number(&mut no, evs);
+                save_state(c, *id, &state, no, now)?;
+                put_outbox(c, *id, &numbered, now)?;
+                if !numbered.is_empty() {
+                    out.push((*id, numbered));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Rule events not yet applied to alarms (left by a crash), per device in order.
+    pub fn pending_events(&self) -> Result<Vec<(Uuid, Vec<NumberedEvent>)>> {
+        self.read_blocking(|c| {
+            let rows = c.query(
+                "SELECT device_id, event_no, event FROM rule_event_outbox ORDER BY device_id, event_no",
+                &[],
+            )?;
+            let mut out: Vec<(Uuid, Vec<NumberedEvent>)> = Vec::new();
+            for r in rows {
+                let d: Uuid = r.get("device_id")?;
+                let no: i64 = r.get("event_no")?;
+                let event: Event = serde_json::from_value(json_col(&r, "event")?)
+                    .map_err(|e| StoreError::Backend(format!("outbox event: {e}")))?;
+                match out.last_mut() {
+                    Some((last, v)) if *last == d => v.push(NumberedEvent { no, event }),
+                    _ => out.push((d, vec![NumberedEvent { no, event }])),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Forget a device's outbox events up to `upto` (they are applied).
+    pub fn drop_events(&self, done: Vec<(Uuid, i64)>) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        self.write_blocking(move |c| drop_events_in(c, &done))
+    }
+
+    /// A device's rule state as stored (tests, diagnostics).
+    pub fn state(&self, device: Uuid) -> Result<Option<DeviceState>> {
+        self.read_blocking(|c| Ok(load_state(c, device)?.map(|(s, _)| s)))
+    }
+
+    /// Raw readings of a device in `[from, to)`, oldest first, at most `limit`.
+    pub fn raw(
+        &self,
+        device: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<RawReading>> {
+        self.read_blocking(|c| {
+            c.query(
+                "SELECT seq, at, vals FROM readings WHERE device_id = $1 AND at >= $2 AND at < $3 \
+                 ORDER BY at, seq LIMIT $4",
+                &params![device, from, to, limit],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(RawReading {
+                    seq: r.get("seq")?,
+                    at: r.get("at")?,
+                    values: json_col(r, "vals")?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    /// Rollups of a device in `[from, to)`, by bucket then metric.
+    pub fn rollups(
+        &self,
+        device: Uuid,
+        step: Step,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Rollup>> {
+        self.read_blocking(|c| {
+            c.query(
+                "SELECT bucket, metric, vmin, vmax, vsum, n FROM reading_rollups \
+                 WHERE device_id = $1 AND step = $2 AND bucket >= $3 AND bucket < $4 \
+                 ORDER BY bucket, metric LIMIT $5",
+                &params![device, step.as_str(), from, to, limit],
+            )?
+            .iter()
+            .map(|r| {
+                let n: i64 = r.get("n")?;
+                let sum: f64 = r.get("vsum")?;
+                Ok(Rollup {
+                    bucket: r.get("bucket")?,
+                    metric: r.get("metric")?,
+                    min: r.get("vmin")?,
+                    max: r.get("vmax")?,
+                    avg: if n > 0 { sum / n as f64 } else { 0.0 },
+                    count: n,
+                })
+            })
+            .collect()
+        })
+    }
+
+    /// Delete raw readings and minute rollups older than `before` (hour rollups stay).
+    pub fn purge(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.write_blocking(move |c| {
+            let n = c.execute("DELETE FROM readings WHERE at < $1", &params![before])?;
+            c.execute(
+                "DELETE FROM reading_rollups WHERE step = 'minute' AND bucket < $1",
+                &params![before],
+            )?;
+            Ok(n)
+        })
+    }
+
+    /// How many raw readings are stored (tests, diagnostics).
+    pub fn count(&self, device: Option<Uuid>) -> Result<i64> {
+        self.read_blocking(|c| match device {
+            Some(d) => c.query_i64(
+                "SELECT count(*) FROM readings WHERE device_id = $1",
+                &params![d],
+            ),
+            None => c.query_i64("SELECT count(*) FROM readings", &[]),
+        })
+    }
+}
+
+fn drop_events_in(c: &mut dyn Conn, done: &[(Uuid, i64)]) -> Result<()> {
+    for (d, upto) in done {
+        c.execute(
+            "DELETE FROM rule_event_outbox WHERE device_id = $1 AND event_no <= $2",
+            &params![*d, *upto],
+        )?;
+    }
+    Ok(())
+}
+
+fn load_state(c: &mut dyn Conn, device: Uuid) -> Result<Option<(DeviceState, i64)>> {
+    let Some(r) = c.query_one(
+        "SELECT state, event_no FROM device_rule_state WHERE device_id = $1",
+        &params![device],
+    )?
+    else {
+        return Ok(None);
+    };
+    let state: DeviceState = serde_json::from_value(json_col(&r, "state")?).unwrap_or_else(|e| {
+        // A state this build cannot read (an older shape): start afresh rather than stop.
+        tracing::warn!(device = %device, error = %e, "unreadable rule state; starting afresh");
+        DeviceState::default()
+    });
+    Ok(Some((state, r.get("event_no")?)))
+}
+
+fn save_state(
+    c: &mut dyn Conn,
+    device: Uuid,
+    state: &DeviceState,
+    event_no: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let json =
+        serde_json::to_value(state).map_err(|e| StoreError::Backend(format!("rule state: {e}")))?;
+    c.execute(
+        "INSERT INTO device_rule_state (device_id, state, event_no, updated_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, \
+         event_no = excluded.event_no, updated_at = excluded.updated_at",
+        &params![device, json, event_no, now],
+    )?;
+    Ok(())
+}
+
+fn number(no: &mut i64, evs: Vec<Event>) -> Vec<NumberedEvent> {
+    evs.into_iter()
+        .map(|event| {
+            *no += 1;
+            NumberedEvent { no: *no, event }
+        })
+        .collect()
+}
+
+fn put_outbox(
+    c: &mut dyn Conn,
+    device: Uuid,
+    evs: &[NumberedEvent],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for e in evs {
+        let json = serde_json::to_value(&e.event)
+            .map_err(|e| StoreError::Backend(format!("rule event: {e}")))?;
+        c.execute(
+            "INSERT INTO rule_event_outbox (device_id, event_no, event, created_at) VALUES ($1, $2, $3, $4)",
+            &params![device, e.no, json, now],
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Agg {
+    min: f64,
+    max: f64,
+    sum: f64,
+    n: i64,
+}
+
+/// PostgreSQL: take each device's transaction lock, in id order (no deadlock), so two servers
+/// never evaluate the same device's state at once. SQLite has one writer anyway.
+fn lock_devices(c: &mut dyn Conn, mut ids: Vec<Uuid>) -> Result<()> {
+    if c.dialect() != Dialect::Postgres {
+        return Ok(());
+    }
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        let b = id.as_bytes();
+        let key = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            ^ i64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+        c.execute("SELECT pg_advisory_xact_lock($1)", &params![key])?;
+    }
+    Ok(())
+}
+
+fn commit_batch_in(
+    c: &mut dyn Conn,
+    batch: &[DeviceBatch],
+    now: DateTime<Utc>,
+) -> Result<BatchOutcome> {
+    lock_devices(c, batch.iter().map(|b| b.device_id).collect())?;
+    let mut out = BatchOutcome::default();
+    let mut rollups: BTreeMap<(Uuid, &'static str, DateTime<Utc>, String), Agg> = BTreeMap::new();
+    let mut states: HashMap<Uuid, (DeviceState, i64, bool)> = HashMap::new();
+    for db in batch {
+        let mut fresh = Vec::with_capacity(db.readings.len());
+        let mut events = Vec::new();
+        for r in &db.readings {
+            let vals: serde_json::Map<String, serde_json::Value> = r
+                .values
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+                .collect();
+            let n = c.execute(
+                "INSERT INTO readings (device_id, seq, at, received_at, vals) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (device_id, seq) DO NOTHING",
+                &params![db.device_id, r.seq, r.at, now, serde_json::Value::Object(vals)],
+            )?;
+            fresh.push(n > 0);
+            if n == 0 {
+                continue;
+            }
+            for (m, v) in &r.values {
+                if !v.is_finite() {
+                    continue;
+                }
+                for step in [Step::Minute, Step::Hour] {
+                    let bucket = r.at.duration_trunc(step.width()).unwrap_or(r.at);
+                    let a = rollups
+                        .entry((db.device_id, step.as_str(), bucket, m.clone()))
+                        .or_insert(Agg {
+                            min: f64::INFINITY,
+                            max: f64::NEG_INFINITY,
+                            sum: 0.0,
+                            n: 0,
+                        });
+                    a.min = a.min.min(*v);
+                    a.max = a.max.max(*v);
+                    a.sum += v;
+                    a.n += 1;
+                }
+            }
+            if let Some(p) = &db.profile {
+                let entry = match states.entry(db.device_id) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let (s, no) = load_state(c, db.device_id)?.unwrap_or_default();
+                        v.insert((s, no, false))
+                    }
+                };
+                let pairs: Vec<(&str, f64)> =
+                    r.values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                let reading = Reading {
+                    at: r.at,
+                    values: &pairs,
+                };
+                let mut evs = Vec::new();
+                p.evaluate(&mut entry.0, &reading, &mut evs);
+                entry.2 = true;
+                events.extend(number(&mut entry.1, evs));
+            }
+        }
+        out.fresh.push(fresh);
+        if !events.is_empty() {
+            put_outbox(c, db.device_id, &events, now)?;
+            out.events.push((db.device_id, events));
+        }
+    }
+    for (id, (state, no, dirty)) in &states {
+        if *dirty {
+            save_state(c, *id, state, *no, now)?;
+        }
+    }
+    let upsert = match c.dialect() {
+        Dialect::Sqlite => {
+            "INSERT INTO reading_rollups (device_id, step, bucket, metric, vmin, vmax, vsum, n) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (device_id, step, bucket, metric) \
+             DO UPDATE SET vmin = min(reading_rollups.vmin, excluded.vmin), \
+             vmax = max(reading_rollups.vmax, excluded.vmax), \
+             vsum = reading_rollups.vsum + excluded.vsum, n = reading_rollups.n + excluded.n"
+        }
+        Dialect::Postgres => {
+            "INSERT INTO reading_rollups (device_id, step, bucket, metric, vmin, vmax, vsum, n) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (device_id, step, bucket, metric) \
+             DO UPDATE SET vmin = LEAST(reading_rollups.vmin, excluded.vmin), \
+             vmax = GREATEST(reading_rollups.vmax, excluded.vmax), \
+             vsum = reading_rollups.vsum + excluded.vsum, n = reading_rollups.n + excluded.n"
+        }
+    };
+    for ((d, step, bucket, metric), a) in rollups {
+        c.execute(
+            upsert,
+            &params![d, step, bucket, metric, a.min, a.max, a.sum, a.n],
+        )?;
+    }
+    Ok(out)
+}
