@@ -258,7 +258,17 @@ struct NodeDetail {
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(roots, show, by_code, children, grids, create_grid, create_compound, rename_grid, rename_compound))]
+#[openapi(paths(
+    roots,
+    show,
+    by_code,
+    children,
+    grids,
+    create_grid,
+    create_compound,
+    rename_grid,
+    rename_compound
+))]
 struct Api;
 
 /// This module's part of the API document.
