@@ -1,4 +1,4 @@
-//! Build script: the front-end libraries the web pages use (htmx, Leaflet) come from npm at the
+//! Build script: the front-end libraries the web pages use (htmx, Leaflet, ECharts) come from npm at the
 //! exact versions pinned in `web/package-lock.json` and are embedded in the binary, so one binary
 //! serves its own `/static/…` and nothing is ever fetched from a CDN.
 //!
@@ -14,6 +14,7 @@ const VENDORED: &[(&str, &str)] = &[
     ("htmx.org/dist/htmx.min.js", "htmx.min.js"),
     ("leaflet/dist/leaflet.js", "leaflet.js"),
     ("leaflet/dist/leaflet.css", "leaflet.css"),
+    ("echarts/dist/echarts.min.js", "echarts.min.js"),
 ];
 
 fn main() {

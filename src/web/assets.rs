@@ -27,6 +27,21 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web/static/map.js"),
     ),
     (
+        "alarms.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/static/alarms.js"),
+    ),
+    (
+        "device.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/static/device.js"),
+    ),
+    (
+        "vendor/echarts.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!(concat!(env!("OUT_DIR"), "/echarts.min.js")),
+    ),
+    (
         "vendor/htmx.min.js",
         "text/javascript; charset=utf-8",
         include_bytes!(concat!(env!("OUT_DIR"), "/htmx.min.js")),

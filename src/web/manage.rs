@@ -80,6 +80,7 @@ fn who(s: &Session) -> minijinja::Value {
         "people": c.has(Permission::ReadPeople),
         "vulnerable": c.has(Permission::ReadVulnerable),
         "audit": c.has(Permission::ReadAudit),
+        "monitor": c.has(Permission::ReadMonitor),
         "users": c.has(Permission::ManageAccounts) || c.has(Permission::ManageGrants),
         "totp": s.mfa_required(),
     }))

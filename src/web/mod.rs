@@ -18,6 +18,7 @@
 //!   pinned in `web/package-lock.json` (see `build.rs`) and served from `/static/vendor/`.
 
 pub mod admin;
+pub mod alarms;
 pub mod assets;
 pub mod forms;
 pub mod forward;
@@ -73,6 +74,7 @@ pub fn routes() -> Table {
         .merge(households::routes())
         .merge(io::routes())
         .merge(resident::routes())
+        .merge(alarms::routes())
 }
 
 /// What every page needs from the request: language, large-text mode, the path (for the
@@ -210,6 +212,8 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "import.html",
     "import_job.html",
     "import_job_page.html",
+    "alarms.html",
+    "alarms_results.html",
 ];
 
 /// Render `name` with `ctx` plus what every page needs.
