@@ -91,6 +91,8 @@ pub fn document() -> OpenApi {
         admin::api(),
         live::api(),
         io::api(),
+        crate::http::notify_callbacks::api(),
+        crate::http::warnings::api(),
     ] {
         doc.merge(part);
     }
