@@ -76,6 +76,9 @@ fn kinds_for(auth: &Authenticated) -> HashSet<&'static str> {
     if c.has(Permission::ReadVulnerable) {
         k.insert("vulnerable");
     }
+    if c.has(Permission::DraftWarning) {
+        k.insert("warnings");
+    }
     k
 }
 

@@ -41,6 +41,7 @@ pub const LOGGED_TABLES: &[&str] = &[
     "map_features",
     // monitoring (devices, alarms): add here
     // warnings: add here
+    "warnings",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
