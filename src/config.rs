@@ -130,8 +130,128 @@ pub struct NotifyConfig {
     /// SMTP relay for e-mail; e-mail is off when absent.
     pub smtp: Option<SmtpConfig>,
     /// SMS template id for the resident sign-in code (Chinese SMS providers send approved
-    /// templates with parameters, not free text).
+    /// templates with parameters, not free text). `notify.sms.templates.login_code` wins.
     pub sms_login_template: Option<String>,
+    /// SMS provider; SMS goes to the outbox when absent.
+    pub sms: Option<SmsConfig>,
+    /// WeChat service account (template messages); off when absent.
+    pub wechat: Option<WechatConfig>,
+    /// Voice-call provider (text to speech); off when absent.
+    pub voice: Option<VoiceConfig>,
+    /// Shared secret of the provider callbacks (`/api/v1/notify/sms/receipts`, `/replies`):
+    /// given as `?token=` or `X-Anxin-Token`, or as the HMAC-SHA256 of the body in
+    /// `X-Anxin-Signature`. Callbacks are refused while it is unset.
+    #[serde(default, skip_serializing)]
+    pub callback_secret: Option<Secret<String>>,
+    /// Group robots (WeCom, DingTalk): the recipient of a robot message is the robot's name.
+    pub robots: Vec<RobotConfig>,
+}
+
+/// An SMS provider's HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// `tencent` (Tencent Cloud SMS `SendSms`, TC3-HMAC-SHA256) or `generic` (JSON to
+    /// `endpoint`, see docs/CHANNELS.md).
+    pub provider: String,
+    /// The API address: `https://sms.tencentcloudapi.com` for Tencent.
+    pub endpoint: String,
+    /// Tencent region (`ap-guangzhou`).
+    #[serde(default = "default_sms_region")]
+    pub region: String,
+    /// Tencent `SmsSdkAppId`.
+    #[serde(default)]
+    pub app_id: String,
+    /// The approved signature (`安心社区`).
+    #[serde(default)]
+    pub sign_name: String,
+    /// Tencent `SecretId`.
+    #[serde(default)]
+    pub secret_id: String,
+    /// Tencent `SecretKey`, or the generic gateway's bearer key / signing secret.
+    #[serde(default, skip_serializing)]
+    pub secret_key: Option<Secret<String>>,
+    /// The provider's template id for each Anxin template (`login_code = "1234567"`).
+    #[serde(default)]
+    pub templates: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_provider_timeout")]
+    pub timeout_seconds: u64,
+}
+
+/// A WeChat service account (公众号) sending template messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatConfig {
+    pub app_id: String,
+    #[serde(default, skip_serializing)]
+    pub app_secret: Option<Secret<String>>,
+    /// `https://api.weixin.qq.com`.
+    #[serde(default = "default_wechat_api")]
+    pub api_base: String,
+    /// The account's template id for each Anxin template; the data keys are the template's
+    /// parameter names.
+    #[serde(default)]
+    pub templates: std::collections::BTreeMap<String, String>,
+    /// Page opened when the message is tapped.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "default_provider_timeout")]
+    pub timeout_seconds: u64,
+}
+
+/// A voice-call provider speaking a TTS template (generic JSON API, see docs/CHANNELS.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceConfig {
+    pub endpoint: String,
+    /// Bearer key and signing secret.
+    #[serde(default, skip_serializing)]
+    pub api_key: Option<Secret<String>>,
+    /// The provider's TTS template id for each Anxin template.
+    #[serde(default)]
+    pub templates: std::collections::BTreeMap<String, String>,
+    /// Times the message is spoken in one call.
+    #[serde(default = "default_voice_repeat")]
+    pub repeat: u32,
+    #[serde(default = "default_provider_timeout")]
+    pub timeout_seconds: u64,
+}
+
+/// A group robot's webhook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RobotConfig {
+    /// The name messages are addressed to (the recipient).
+    pub name: String,
+    /// `wecom` or `dingtalk`.
+    pub kind: String,
+    /// The webhook address with its key or access token: a secret.
+    #[serde(default, skip_serializing)]
+    pub webhook: Option<Secret<String>>,
+    /// DingTalk 加签 secret (`SEC…`); requests are signed when set.
+    #[serde(default, skip_serializing)]
+    pub secret: Option<Secret<String>>,
+    /// `markdown` (default) or `text`.
+    #[serde(default = "default_robot_format")]
+    pub format: String,
+    #[serde(default = "default_provider_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_sms_region() -> String {
+    "ap-guangzhou".into()
+}
+fn default_wechat_api() -> String {
+    "https://api.weixin.qq.com".into()
+}
+fn default_voice_repeat() -> u32 {
+    2
+}
+fn default_robot_format() -> String {
+    "markdown".into()
+}
+fn default_provider_timeout() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -415,6 +535,24 @@ pub fn example() -> String {
     out.push_str(
         "\n# [notify.smtp]\n# host = \"smtp.example.gov.cn\"\n# port = 587\n# from = \"anxin@example.gov.cn\"\n\
          # tls = \"starttls\"\n# username = \"anxin\"\n# password: set ANXIN_NOTIFY__SMTP__PASSWORD\n",
+    );
+    out.push_str(
+        "\n# Provider callbacks (SMS receipts and replies) authenticate with\n\
+         # ANXIN_NOTIFY__CALLBACK_SECRET. See docs/CHANNELS.md for every channel.\n\
+         \n# [notify.sms]\n# provider = \"tencent\"   # or \"generic\"\n\
+         # endpoint = \"https://sms.tencentcloudapi.com\"\n# region = \"ap-guangzhou\"\n\
+         # app_id = \"1400000000\"\n# sign_name = \"安心社区\"\n# secret_id = \"AKID…\"\n\
+         # secret_key: set ANXIN_NOTIFY__SMS__SECRET_KEY\n# timeout_seconds = 10\n\
+         # [notify.sms.templates]\n# login_code = \"1234567\"\n\
+         \n# [notify.wechat]\n# app_id = \"wx0123456789abcdef\"\n\
+         # app_secret: set ANXIN_NOTIFY__WECHAT__APP_SECRET\n# api_base = \"https://api.weixin.qq.com\"\n\
+         # [notify.wechat.templates]\n# notice = \"TEMPLATE_ID\"\n\
+         \n# [notify.voice]\n# endpoint = \"https://voice.example.com/api/calls\"\n\
+         # api_key: set ANXIN_NOTIFY__VOICE__API_KEY\n# repeat = 2\n\
+         # [notify.voice.templates]\n# login_code = \"TTS_001\"\n\
+         \n# [[notify.robots]]\n# name = \"duty-group\"\n# kind = \"dingtalk\"   # or \"wecom\"\n\
+         # format = \"markdown\"   # or \"text\"\n\
+         # webhook and secret: set ANXIN_NOTIFY__ROBOTS='[{name=\"duty-group\",kind=\"dingtalk\",webhook=\"https://oapi.dingtalk.com/robot/send?access_token=…\",secret=\"SEC…\"}]'\n",
     );
     out
 }

@@ -79,6 +79,9 @@ fn kinds_for(auth: &Authenticated) -> HashSet<&'static str> {
     if c.has(Permission::ReadMonitor) {
         k.extend(["devices", "device_profiles", "alarms"]);
     }
+    if c.has(Permission::DraftWarning) {
+        k.insert("warnings");
+    }
     k
 }
 

@@ -12,6 +12,7 @@ pub mod io;
 pub mod live;
 pub mod map;
 pub mod monitor;
+pub mod notify_callbacks;
 pub mod observe;
 pub mod openapi;
 pub mod people;
@@ -40,6 +41,7 @@ pub fn table() -> routes::Table {
         .merge(io::routes())
         .merge(monitor::routes())
         .merge(warnings::routes())
+        .merge(notify_callbacks::routes())
         .merge(crate::web::routes())
         .merge(openapi::routes())
 }

@@ -92,6 +92,8 @@ pub fn document() -> OpenApi {
         live::api(),
         io::api(),
         crate::http::monitor::api(),
+        crate::http::notify_callbacks::api(),
+        crate::http::warnings::api(),
     ] {
         doc.merge(part);
     }

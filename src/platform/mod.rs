@@ -1,6 +1,7 @@
 //! Services every capability uses.
 
 pub mod backup;
+pub mod channels;
 pub mod jobs;
 pub mod live;
 pub mod metrics;

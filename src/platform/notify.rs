@@ -1,4 +1,5 @@
-//! Notifications: SMS and e-mail from templates, recorded, retried, delivered by sinks.
+//! Notifications: SMS, e-mail, WeChat, voice calls and group robots from templates, recorded,
+//! retried, delivered by sinks.
 //!
 //! A message is a template id and parameters, never free text: Chinese SMS providers only send
 //! templates they have approved, with parameters filled in. E-mail renders the same template to
@@ -11,10 +12,14 @@
 //! (a malformed address, a refused template) fails at once.
 //!
 //! Sinks: [`OutboxSink`] writes each message as JSON under `<data dir>/outbox/<channel>/`, for
-//! development and demos (the default for SMS while no gateway is configured, and for e-mail
-//! while no SMTP relay is); [`SmtpSink`] sends through an SMTP relay; [`LogSink`] only logs.
+//! development and demos (the default for every channel while its provider is not configured);
+//! [`SmtpSink`] sends through an SMTP relay; the provider sinks of
+//! [`crate::platform::channels`] speak the SMS, WeChat, voice and robot APIs; [`LogSink`] only
+//! logs. Channels and their formats are described in docs/CHANNELS.md.
 //! Logs name the template, the notification id and the masked recipient, never the phone
 //! number, the address or the parameters.
+//!
+//! [`enqueue_many`] records many messages in one write (a warning to thousands of residents).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -69,6 +74,14 @@ pub const TEMPLATES: &[Template] = &[
             "您好：\n\n您的登录验证码为 {code}，{minutes} 分钟内有效。请勿告诉他人。\n如非本人操作，请忽略本邮件。\n\n——安心社区平台（系统邮件，请勿回复）\n",
         ),
         secret_params: true,
+    },
+    Template {
+        id: "warning",
+        params: &["action", "level", "category", "headline", "instruction"],
+        sms: Some("【安心社区】{level}{category}预警{action}：{headline}。{instruction}"),
+        email_subject: Some("【安心社区】{level}{category}预警{action}"),
+        email_body: Some("{headline}\n\n{instruction}\n\n——安心社区平台（系统邮件，请勿回复）\n"),
+        secret_params: false,
     },
     Template {
         id: "notice",
@@ -175,6 +188,25 @@ pub fn render(
             subject: Some(fill(t.email_subject.ok_or_else(not_for)?, params)),
             body: fill(t.email_body.ok_or_else(not_for)?, params),
         }),
+        // The call speaks the SMS text, without the bracketed signature.
+        ChannelKind::Voice => Ok(Rendered {
+            subject: None,
+            body: strip_sign(&fill(t.sms.ok_or_else(not_for)?, params)),
+        }),
+        // WeChat and the robots show a title (the e-mail subject) and the SMS text, or the
+        // e-mail body for a template without one.
+        ChannelKind::Wechat | ChannelKind::Wecom | ChannelKind::Dingtalk => Ok(Rendered {
+            subject: t.email_subject.map(|s| fill(s, params)),
+            body: fill(t.sms.or(t.email_body).ok_or_else(not_for)?, params),
+        }),
+    }
+}
+
+/// `【安心社区】text` → `text`.
+fn strip_sign(text: &str) -> String {
+    match text.strip_prefix('【').and_then(|r| r.split_once('】')) {
+        Some((_, rest)) => rest.trim_start().to_owned(),
+        None => text.to_owned(),
     }
 }
 
@@ -185,21 +217,41 @@ pub fn render(
 pub enum ChannelKind {
     Sms,
     Email,
+    /// A voice call speaking the SMS text (TTS template); the recipient is a phone.
+    Voice,
+    /// A WeChat service-account template message; the recipient is the resident's openid.
+    Wechat,
+    /// A WeCom group robot; the recipient is the robot's name in `notify.robots`.
+    Wecom,
+    /// A DingTalk group robot; the recipient is the robot's name in `notify.robots`.
+    Dingtalk,
 }
 
 impl ChannelKind {
+    pub const ALL: [ChannelKind; 6] = [
+        ChannelKind::Sms,
+        ChannelKind::Email,
+        ChannelKind::Voice,
+        ChannelKind::Wechat,
+        ChannelKind::Wecom,
+        ChannelKind::Dingtalk,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Sms => "sms",
             ChannelKind::Email => "email",
+            ChannelKind::Voice => "voice",
+            ChannelKind::Wechat => "wechat",
+            ChannelKind::Wecom => "wecom",
+            ChannelKind::Dingtalk => "dingtalk",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "sms" => Some(ChannelKind::Sms),
-            "email" => Some(ChannelKind::Email),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+    /// Robot channels send to a group, not a person.
+    pub fn is_group(self) -> bool {
+        matches!(self, ChannelKind::Wecom | ChannelKind::Dingtalk)
     }
 }
 
@@ -217,6 +269,8 @@ pub struct Message {
     /// Personal data.
     pub params: BTreeMap<String, String>,
     pub rendered: Rendered,
+    /// When the attempt is made, by the app's clock (request timestamps and signatures).
+    pub now: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for Message {
@@ -233,8 +287,11 @@ impl std::fmt::Debug for Message {
 /// A sink accepted the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delivery {
-    /// The provider's id for the message (queue id, file name), when it gives one.
+    /// The provider's id for the message (queue id, file name), when it gives one. Receipts
+    /// are matched on it.
     pub provider_ref: Option<String>,
+    /// SMS parts the provider billed, when it says (else counted from the text).
+    pub segments: Option<i64>,
 }
 
 /// A sink could not deliver. `reason` is kept in the delivery record and logged: it must not
@@ -290,6 +347,7 @@ impl Channel for LogSink {
             );
             Ok(Delivery {
                 provider_ref: Some("log".into()),
+                segments: None,
             })
         })
     }
@@ -363,6 +421,7 @@ impl Channel for OutboxSink {
             );
             Ok(Delivery {
                 provider_ref: Some(format!("outbox:{name}")),
+                segments: None,
             })
         })
     }
@@ -472,6 +531,7 @@ impl Channel for SmtpSink {
                 .collect();
             Ok(Delivery {
                 provider_ref: Some(format!("smtp:{} {first}", resp.code()).trim().to_owned()),
+                segments: None,
             })
         })
     }
@@ -483,7 +543,10 @@ impl Channel for SmtpSink {
 pub struct Notifier {
     channels: HashMap<ChannelKind, Arc<dyn Channel>>,
     outbox: PathBuf,
-    sms_login_template: Option<String>,
+    /// The provider's template id for each Anxin template, per channel.
+    provider_templates: HashMap<ChannelKind, BTreeMap<String, String>>,
+    /// The configured robots' names per robot channel (recipients are checked at enqueue).
+    robots: HashMap<ChannelKind, Vec<String>>,
     kick: tokio::sync::Notify,
 }
 
@@ -511,22 +574,63 @@ pub fn data_dir(config: &Config) -> PathBuf {
 }
 
 impl Notifier {
-    /// SMS to the outbox (no SMS gateway is supported yet); e-mail through SMTP when configured,
-    /// else to the outbox.
+    /// Each channel to its configured provider (docs/CHANNELS.md), else to the outbox.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        use crate::platform::channels::{robot, sms_http, voice, wechat};
+        let n = &config.notify;
         let outbox = data_dir(config).join("outbox");
         let outbox_sink: Arc<dyn Channel> = Arc::new(OutboxSink::new(&outbox));
-        let email: Arc<dyn Channel> = match &config.notify.smtp {
-            Some(c) => Arc::new(SmtpSink::new(c)?),
-            None => outbox_sink.clone(),
-        };
-        let mut channels: HashMap<ChannelKind, Arc<dyn Channel>> = HashMap::new();
-        channels.insert(ChannelKind::Sms, outbox_sink);
-        channels.insert(ChannelKind::Email, email);
+        let mut channels: HashMap<ChannelKind, Arc<dyn Channel>> = ChannelKind::ALL
+            .into_iter()
+            .map(|k| (k, outbox_sink.clone()))
+            .collect();
+        let mut provider_templates: HashMap<ChannelKind, BTreeMap<String, String>> = HashMap::new();
+        if let Some(c) = &n.smtp {
+            channels.insert(ChannelKind::Email, Arc::new(SmtpSink::new(c)?));
+        }
+        let mut sms_templates = BTreeMap::new();
+        if let Some(t) = &n.sms_login_template {
+            sms_templates.insert("login_code".to_owned(), t.clone());
+        }
+        if let Some(c) = &n.sms {
+            let sink: Arc<dyn Channel> = match c.provider.as_str() {
+                "tencent" => Arc::new(sms_http::TencentSms::new(c)?),
+                "generic" => Arc::new(sms_http::GenericSms::new(c)?),
+                other => {
+                    anyhow::bail!("notify.sms.provider must be tencent or generic, not {other}")
+                }
+            };
+            channels.insert(ChannelKind::Sms, sink);
+            sms_templates.extend(c.templates.clone());
+        }
+        provider_templates.insert(ChannelKind::Sms, sms_templates);
+        if let Some(c) = &n.wechat {
+            channels.insert(ChannelKind::Wechat, Arc::new(wechat::WechatSink::new(c)?));
+            provider_templates.insert(ChannelKind::Wechat, c.templates.clone());
+        }
+        if let Some(c) = &n.voice {
+            channels.insert(ChannelKind::Voice, Arc::new(voice::VoiceSink::new(c)?));
+            provider_templates.insert(ChannelKind::Voice, c.templates.clone());
+        }
+        let mut robots: HashMap<ChannelKind, Vec<String>> = HashMap::new();
+        for kind in [robot::RobotKind::Wecom, robot::RobotKind::Dingtalk] {
+            if let Some(sink) = robot::RobotSink::new(kind, &n.robots)? {
+                channels.insert(kind.channel(), Arc::new(sink));
+                robots.insert(
+                    kind.channel(),
+                    n.robots
+                        .iter()
+                        .filter(|r| robot::RobotKind::parse(&r.kind) == Some(kind))
+                        .map(|r| r.name.clone())
+                        .collect(),
+                );
+            }
+        }
         Ok(Self {
             channels,
             outbox,
-            sms_login_template: config.notify.sms_login_template.clone(),
+            provider_templates,
+            robots,
             kick: tokio::sync::Notify::new(),
         })
     }
@@ -568,11 +672,18 @@ impl Notifier {
         }
     }
 
-    fn provider_template(&self, kind: ChannelKind, template: &str) -> Option<String> {
-        match (kind, template) {
-            (ChannelKind::Sms, "login_code") => self.sms_login_template.clone(),
-            _ => None,
-        }
+    /// The names of the robots configured for a robot channel (empty: none, messages go to
+    /// the outbox).
+    pub fn robot_names(&self, kind: ChannelKind) -> &[String] {
+        self.robots.get(&kind).map_or(&[], Vec::as_slice)
+    }
+
+    /// The provider's id for an Anxin template on a channel, when configured.
+    pub fn provider_template(&self, kind: ChannelKind, template: &str) -> Option<String> {
+        self.provider_templates
+            .get(&kind)
+            .and_then(|m| m.get(template))
+            .cloned()
     }
 }
 
@@ -595,24 +706,86 @@ pub async fn enqueue(
     template_id: &str,
     params: BTreeMap<String, String>,
 ) -> anyhow::Result<Uuid> {
-    let t = template(template_id).ok_or_else(|| TemplateError::Unknown(template_id.to_owned()))?;
-    render(t, channel, &params)?;
-    let params = serde_json::to_value(&params)?;
-    let id = store_notify::insert(
-        &app.store,
-        NewNotification {
-            channel: channel.as_str().into(),
-            template: t.id.into(),
+    let n = checked(
+        app,
+        Outgoing {
+            channel,
             recipient,
             recipient_mask,
+            template_id: template_id.to_owned(),
             params,
-            due_at: app.clock.now(),
         },
-    )
-    .await
-    .context("recording a notification")?;
+    )?;
+    let id = store_notify::insert(&app.store, n)
+        .await
+        .context("recording a notification")?;
     app.notifier.kick();
     Ok(id)
+}
+
+/// One message for [`enqueue_many`].
+#[derive(Clone)]
+pub struct Outgoing {
+    pub channel: ChannelKind,
+    /// Phone (E.164), e-mail address, openid or robot name. Personal data (but a robot name).
+    pub recipient: String,
+    pub recipient_mask: String,
+    pub template_id: String,
+    /// Personal data.
+    pub params: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("channel", &self.channel)
+            .field("template", &self.template_id)
+            .field("recipient", &self.recipient_mask)
+            .finish_non_exhaustive()
+    }
+}
+
+fn checked(app: &App, o: Outgoing) -> anyhow::Result<NewNotification> {
+    let t =
+        template(&o.template_id).ok_or_else(|| TemplateError::Unknown(o.template_id.clone()))?;
+    render(t, o.channel, &o.params)?;
+    if o.recipient.trim().is_empty() {
+        anyhow::bail!("recipient is empty");
+    }
+    let robots = app.notifier.robot_names(o.channel);
+    if o.channel.is_group() && !robots.is_empty() && !robots.contains(&o.recipient) {
+        anyhow::bail!(
+            "recipient: no {} robot named {} in notify.robots",
+            o.channel.as_str(),
+            o.recipient
+        );
+    }
+    Ok(NewNotification {
+        channel: o.channel.as_str().into(),
+        template: t.id.into(),
+        recipient: o.recipient,
+        recipient_mask: o.recipient_mask,
+        params: serde_json::to_value(&o.params)?,
+        due_at: app.clock.now(),
+    })
+}
+
+/// Record many messages in one write and wake the dispatcher: all are checked first (template,
+/// parameters, non-empty recipient), and one bad message records none; the error names its
+/// position. Returns the ids in the order given.
+pub async fn enqueue_many(app: &App, items: Vec<Outgoing>) -> anyhow::Result<Vec<Uuid>> {
+    let mut rows = Vec::with_capacity(items.len());
+    for (i, o) in items.into_iter().enumerate() {
+        rows.push(checked(app, o).with_context(|| format!("message {i}"))?);
+    }
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = store_notify::insert_many(&app.store, rows)
+        .await
+        .context("recording notifications")?;
+    app.notifier.kick();
+    Ok(ids)
 }
 
 /// Send a resident their sign-in code by SMS (template `login_code`). The first attempt is made
@@ -743,10 +916,13 @@ pub async fn deliver_due(app: &App) -> anyhow::Result<usize> {
 
 async fn attempt(app: &App, c: Claimed) -> anyhow::Result<Outcome> {
     let result = match prepare(app, &c) {
-        Ok((msg, sink)) => sink
-            .deliver(&msg)
-            .await
-            .map(|d| (d, msg.template.secret_params)),
+        Ok((msg, sink)) => sink.deliver(&msg).await.map(|mut d| {
+            if msg.channel == ChannelKind::Sms && d.segments.is_none() {
+                let parts = crate::platform::channels::sms_segments(&msg.rendered.body).parts;
+                d.segments = Some(i64::from(parts));
+            }
+            (d, msg.template.secret_params)
+        }),
         Err(e) => Err(e),
     };
     let labels = KindLabels {
@@ -755,7 +931,15 @@ async fn attempt(app: &App, c: Claimed) -> anyhow::Result<Outcome> {
     let now = app.clock.now();
     match result {
         Ok((delivery, secret)) => {
-            store_notify::mark_sent(&app.store, c.id, now, delivery.provider_ref, secret).await?;
+            store_notify::mark_sent(
+                &app.store,
+                c.id,
+                now,
+                delivery.provider_ref,
+                delivery.segments,
+                secret,
+            )
+            .await?;
             app.metrics.notifications_sent.get_or_create(&labels).inc();
             tracing::info!(
                 notification.id = %c.id,
@@ -814,6 +998,7 @@ fn prepare(app: &App, c: &Claimed) -> Result<(Message, Arc<dyn Channel>), Delive
             recipient_mask: c.recipient_mask.clone(),
             params,
             rendered,
+            now: app.clock.now(),
         },
         sink,
     ))

@@ -1023,6 +1023,17 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     ("crypto.decrypt_failed", "数据解密失败", "Decryption failed"),
     ("crypto.unknown_key", "未知的密钥", "Unknown key"),
+    // ---- notification provider callbacks
+    (
+        "notify.callback_unauthorized",
+        "回调未通过验证（令牌或签名不正确）",
+        "Callback not authenticated (wrong token or signature)",
+    ),
+    (
+        "notify.callback_invalid",
+        "回执或回复的内容不正确",
+        "The receipt or reply is not valid",
+    ),
 ];
 
 /// The text for `key` in `lang`: a page label or an error code's message. An unknown key

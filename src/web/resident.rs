@@ -41,6 +41,49 @@ pub fn routes() -> Table {
         )
 }
 
+/// The banner's answer form. Registered with the warnings API (`crate::http::warnings`), so the
+/// isolation matrix covers it with the other warning routes.
+pub fn warning_routes() -> Table {
+    Table::new().route(
+        "/resident/warnings/{id}/ack",
+        &["POST"],
+        Serves::Records("warnings"),
+        post(ack_warning),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AckForm {
+    #[serde(default)]
+    answer: Option<String>,
+}
+
+/// The banner's "I am safe" / "I need help" buttons (a plain form: works without script).
+async fn ack_warning(
+    ui: Ui,
+    State(app): State<App>,
+    r: Result<Resident, AuthError>,
+    Path(id): Path<Uuid>,
+    Input(f): Input<AckForm>,
+) -> Response {
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => return refused(&ui, e),
+    };
+    let (p, h) = (r.person_id(), r.household_id());
+    let answer = f.answer.clone();
+    let res = app
+        .store
+        .write(r.write_ctx(), move |tx| {
+            anxin_store::warnings::acknowledge(tx, p, h, id, answer.as_deref())
+        })
+        .await;
+    match res {
+        Ok(()) => see_other("/resident#warnings"),
+        Err(e) => error_page(&ui, &ApiError::from(e)),
+    }
+}
+
 fn with_cookies(mut r: Response, a: &forward::Answer) -> Response {
     for c in a.cookies() {
         r.headers_mut().append(header::SET_COOKIE, c.clone());
@@ -213,6 +256,35 @@ async fn home(ui: Ui, State(app): State<App>, r: Result<Resident, AuthError>) ->
         Ok(g) => g,
         Err(e) => return error_page(&ui, &ApiError::from(e)),
     };
+    // Warnings in force for the household: the live banner (it refreshes itself; the page
+    // reports each one as displayed once the browser shows it).
+    if let Err(e) = crate::warn::workflow::expire_due(&app).await {
+        return error_page(&ui, &ApiError::from(e));
+    }
+    let warnings = match app
+        .store
+        .read(move |c, _| anxin_store::warnings::for_resident(c, me, hh))
+        .await
+    {
+        Ok(w) => w,
+        Err(e) => return error_page(&ui, &ApiError::from(e)),
+    };
+    let warnings: Vec<_> = warnings
+        .iter()
+        .map(|w| {
+            json!({
+                "id": w.id,
+                "level": w.level,
+                "title": format!("{}{}预警", w.level_zh, w.category_zh),
+                "headline": w.headline,
+                "description": w.description,
+                "instruction": w.instruction,
+                "change_summary": w.change_summary,
+                "expires": w.expires_at.with_timezone(&anxin_domain::SHANGHAI).format("%Y-%m-%d %H:%M").to_string(),
+                "answer": w.answer,
+            })
+        })
+        .collect();
     let members: Vec<_> = members
         .iter()
         .map(|m| {
@@ -230,6 +302,7 @@ async fn home(ui: Ui, State(app): State<App>, r: Result<Resident, AuthError>) ->
             csrf => r.csrf().unwrap_or_default(),
             me => minijinja::Value::from_serialize(person_view_ctx(&ui, &person)),
             members => minijinja::Value::from_serialize(&members),
+            warnings => minijinja::Value::from_serialize(&warnings),
             saved => ui.path.contains("saved=1"),
         },
     )

@@ -91,6 +91,7 @@ async fn a1_records(t: &TestApp, w: &World) -> HashMap<&'static str, Uuid> {
         ("nodes", c),
         ("grids", w.grid_a1),
         ("vulnerable", vulnerable),
+        ("warnings", w.warning_a1),
     ])
 }
 
@@ -214,7 +215,6 @@ fn sample_body(path: &str, w: &World) -> Option<Value> {
         "/api/v1/duties/{id}/unmask" => json!({}),
         "/api/v1/grids/{id}" | "/api/v1/compounds/{id}" => json!({ "name": "闯入改名" }),
         "/api/v1/households/{id}" => json!({ "label": "闯入" }),
-        // monitoring (src/http/monitor.rs): add here
         "/api/v1/devices" => json!({
             "node_id": w.comm_a, "grid_id": w.grid_a1, "kind": "water_level",
             "code": "intruder-device", "name": "闯入设备"
@@ -228,7 +228,24 @@ fn sample_body(path: &str, w: &World) -> Option<Value> {
         "/api/v1/alarms/{id}/assign" => json!({ "assignee": null }),
         "/api/v1/alarms/{id}/notes" => json!({ "body": "闯入" }),
         "/manage/alarms/{id}/ack" | "/manage/alarms/{id}/clear" => json!({}),
-        // warnings (src/http/warnings.rs): add here
+        "/api/v1/warnings" => json!({
+            "node_id": w.comm_a, "grid_id": w.grid_a1, "level": "red", "category": "flood",
+            "headline": "闯入预警", "description": "闯入", "expires_at": "2026-11-03T00:00:00Z",
+            "area": { "nodes": [w.comm_a] }
+        }),
+        "/api/v1/warnings/{id}" => json!({ "headline": "闯入预警" }),
+        "/api/v1/warnings/{id}/update" => {
+            json!({ "headline": "闯入预警", "change_summary": "闯入" })
+        }
+        "/api/v1/warnings/{id}/approve"
+        | "/api/v1/warnings/{id}/issue"
+        | "/api/v1/warnings/{id}/cancel"
+        | "/api/v1/warnings/cap"
+        | "/api/v1/resident/warnings/{id}/displayed" => json!({}),
+        "/api/v1/warnings/{id}/tasks/done" => json!({ "task_id": Uuid::now_v7() }),
+        "/api/v1/resident/warnings/{id}/ack" | "/resident/warnings/{id}/ack" => {
+            json!({ "answer": "safe" })
+        }
         // Management pages (src/web/records.rs, admin.rs): form fields as strings.
         "/manage/buildings/{id}/edit" | "/manage/nodes/{id}/buildings/new" => {
             json!({ "name": "闯入楼", "floors": "3" })
@@ -614,6 +631,20 @@ async fn matrix(t: &TestApp) {
         .await
         .unwrap();
     assert_eq!(n, 0, "an outsider's drawing landed on the map");
+    let wa = w.warning_a1;
+    let n = t
+        .store()
+        .read(move |c, _| {
+            c.query_i64(
+                "SELECT (SELECT count(*) FROM warnings WHERE headline = '闯入预警') \
+                 + (SELECT count(*) FROM warnings WHERE id = $1 AND status <> 'issued') \
+                 + (SELECT count(*) FROM warning_acks)",
+                &params![wa],
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "an outsider's warning step landed");
 }
 
 /// The matrix sends more requests from one address than a minute allows (the clock is manual, so

@@ -6,6 +6,7 @@
 mod support;
 
 mod auth;
+mod channels;
 mod crash;
 mod demo;
 mod import_export;

@@ -31,6 +31,8 @@ pub struct World {
     pub person_a1: Uuid,
     pub person_a1n: Uuid,
     pub person_b1: Uuid,
+    /// An issued warning of community A, drafted in grid A1 (its area reaches no one).
+    pub warning_a1: Uuid,
 }
 
 pub const PERSON_A1_ID_NUMBER: &str = "11010519491231002X";
@@ -127,7 +129,38 @@ pub async fn build(store: &Store) -> World {
                 tx,
                 person_input("王五", None, Some("13900000002"), comm_b, grid_b1, hh_b1),
             )?;
+            let warning_a1 = tx.new_id();
+            let now = tx.now();
+            tx.insert(
+                "warnings",
+                &[
+                    ("id", warning_a1.into()),
+                    ("node_id", comm_a.into()),
+                    ("grid_id", grid_a1.into()),
+                    ("level", "yellow".into()),
+                    ("category", "rainstorm".into()),
+                    ("headline", "暴雨黄色预警".into()),
+                    ("description", "测试预警".into()),
+                    ("instruction", "".into()),
+                    ("effective_at", now.into()),
+                    ("expires_at", (now + chrono::Duration::days(7)).into()),
+                    (
+                        "area",
+                        r#"{"polygons":[],"circles":[{"lon":104.2,"lat":30.7,"radius_m":10.0}],"nodes":[]}"#.into(),
+                    ),
+                    ("area_crs", "wgs84".into()),
+                    ("status", "issued".into()),
+                    ("version", 1i64.into()),
+                    ("source", "local".into()),
+                    ("sender", "anxin.local".into()),
+                    ("cap_identifier", format!("anxin-{warning_a1}").into()),
+                    ("issued_at", now.into()),
+                    ("created_at", now.into()),
+                    ("updated_at", now.into()),
+                ],
+            )?;
             Ok(World {
+                warning_a1,
                 city,
                 district,
                 street,

@@ -11,6 +11,7 @@
 mod string_enum;
 
 pub mod alarm;
+pub mod area;
 pub mod clock;
 pub mod divdiff;
 pub mod division;

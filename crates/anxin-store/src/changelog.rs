@@ -39,11 +39,10 @@ pub const LOGGED_TABLES: &[&str] = &[
     "grants",
     "api_tokens",
     "map_features",
-    // monitoring (devices, alarms): add here
     "device_profiles",
     "devices",
     "alarms",
-    // warnings: add here
+    "warnings",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -35,6 +35,7 @@ pub const SQLITE: &[Migration] = &[
     m!(6, "0006_maps", "sqlite"),
     m!(7, "0007_monitor", "sqlite"),
     m!(8, "0008_warnings", "sqlite"),
+    m!(9, "0009_channels", "sqlite"),
 ];
 pub const POSTGRES: &[Migration] = &[
     m!(1, "0001_base", "postgres"),
@@ -45,11 +46,12 @@ pub const POSTGRES: &[Migration] = &[
     m!(6, "0006_maps", "postgres"),
     m!(7, "0007_monitor", "postgres"),
     m!(8, "0008_warnings", "postgres"),
+    m!(9, "0009_channels", "postgres"),
 ];
 
 /// The schema version each release shipped, newest last (the newest is this build's latest
 /// migration): the upgrade test starts from a database made by the one before.
-pub const RELEASES: &[(&str, i64)] = &[("0.0.1", 2), ("0.1.0", 4), ("0.2.0", 6), ("0.3.0", 8)];
+pub const RELEASES: &[(&str, i64)] = &[("0.0.1", 2), ("0.1.0", 4), ("0.2.0", 6), ("0.3.0", 9)];
 
 pub fn list(d: Dialect) -> &'static [Migration] {
     match d {

@@ -1,4 +1,6 @@
-//! Delivery records of notifications (SMS, e-mail): what was sent to whom, when, how it went.
+//! Delivery records of notifications (SMS, e-mail, WeChat, voice, group robots): what was sent to
+//! whom, when, how it went, what the provider reported back (receipts) and what people answered
+//! (replies).
 //!
 //! The recipient and the template parameters are personal data (a phone number, a sign-in code):
 //! each notification gets its own data key and both are sealed with it; `recipient_mask` is what
@@ -9,6 +11,11 @@
 //! sender delivering inline) never send the same message twice while both are alive; a
 //! dispatcher that dies mid-send leaves the message to be taken over when the lease runs out.
 //! On PostgreSQL the claim skips rows another claimer has locked.
+//!
+//! Phone recipients (SMS, voice) also get a blind index (`recipient_bidx`, the same index as
+//! people's phones) so that a reply from a phone can be linked to the message it answers without
+//! storing or searching plaintext numbers. Receipts are matched by the provider's message id
+//! (`provider_ref`). Reply texts are personal data: each is sealed with its own data key.
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -57,38 +64,66 @@ impl std::fmt::Debug for NewNotification {
     }
 }
 
+/// Channels whose recipient is a phone number (blind-indexed for linking replies).
+const PHONE_CHANNELS: &[&str] = &["sms", "voice"];
+const FIELD_REPLY: &str = "notification_replies.text";
+
+fn insert_in(tx: &mut crate::Tx<'_>, n: &NewNotification) -> Result<Uuid> {
+    let env = tx.env();
+    let id = tx.new_id();
+    let now = tx.now();
+    let key_id = tx.new_id();
+    env.keys.new_data_key(tx.conn(), key_id, now)?;
+    let recipient_ct = env
+        .keys
+        .seal(tx.conn(), key_id, FIELD_RECIPIENT, n.recipient.as_bytes())?;
+    let params_ct = env.keys.seal(
+        tx.conn(),
+        key_id,
+        FIELD_PARAMS,
+        n.params.to_string().as_bytes(),
+    )?;
+    let bidx = PHONE_CHANNELS
+        .contains(&n.channel.as_str())
+        .then(|| env.keys.blind(crate::people::BIDX_PHONE, &n.recipient));
+    tx.execute_unlogged(
+        "INSERT INTO notifications (id, key_id, channel, template, params_ct, recipient_ct, \
+         recipient_mask, status, attempts, next_attempt_at, created_at, recipient_bidx) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $9, $10)",
+        &params![
+            id,
+            key_id,
+            n.channel.clone(),
+            n.template.clone(),
+            params_ct,
+            recipient_ct,
+            n.recipient_mask.clone(),
+            n.due_at,
+            now,
+            bidx
+        ],
+    )?;
+    Ok(id)
+}
+
 /// Record a notification; returns its id.
 pub async fn insert(store: &Store, n: NewNotification) -> Result<Uuid> {
-    let env = store.env().clone();
     store
         .write(WriteCtx::system("notify.enqueue"), move |tx| {
-            let id = tx.new_id();
-            let now = tx.now();
-            let key_id = tx.new_id();
-            env.keys.new_data_key(tx.conn(), key_id, now)?;
-            let recipient_ct = env
-                .keys
-                .seal(tx.conn(), key_id, FIELD_RECIPIENT, n.recipient.as_bytes())?;
-            let params_ct = env
-                .keys
-                .seal(tx.conn(), key_id, FIELD_PARAMS, n.params.to_string().as_bytes())?;
-            tx.execute_unlogged(
-                "INSERT INTO notifications (id, key_id, channel, template, params_ct, recipient_ct, \
-                 recipient_mask, status, attempts, next_attempt_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $9)",
-                &params![
-                    id,
-                    key_id,
-                    n.channel,
-                    n.template,
-                    params_ct,
-                    recipient_ct,
-                    n.recipient_mask,
-                    n.due_at,
-                    now
-                ],
-            )?;
-            Ok(id)
+            insert_in(tx, &n)
+        })
+        .await
+}
+
+/// Record many notifications in one write (a warning to thousands of residents): all or none.
+/// Returns their ids in the order given.
+pub async fn insert_many(store: &Store, ns: Vec<NewNotification>) -> Result<Vec<Uuid>> {
+    if ns.is_empty() {
+        return Ok(Vec::new());
+    }
+    store
+        .write(WriteCtx::system("notify.enqueue"), move |tx| {
+            ns.iter().map(|n| insert_in(tx, n)).collect()
         })
         .await
 }
@@ -247,25 +282,27 @@ async fn open_all(store: &Store, rows: Vec<Sealed>, now: DateTime<Utc>) -> Resul
     Ok(ok)
 }
 
-/// Mark a notification sent. `drop_params` discards the sealed parameters at once (a sign-in
-/// code has no use after delivery).
+/// Mark a notification sent (the provider accepted it). `segments` is the number of SMS parts
+/// it was billed as; `drop_params` discards the sealed parameters at once (a sign-in code has no
+/// use after delivery).
 pub async fn mark_sent(
     store: &Store,
     id: Uuid,
     now: DateTime<Utc>,
     provider_ref: Option<String>,
+    segments: Option<i64>,
     drop_params: bool,
 ) -> Result<()> {
     store
         .write(WriteCtx::system("notify.sent"), move |tx| {
             let sql = if drop_params {
                 "UPDATE notifications SET status = 'sent', sent_at = $1, provider_ref = $2, \
-                 last_error = NULL, params_ct = NULL WHERE id = $3"
+                 segments = $3, last_error = NULL, params_ct = NULL WHERE id = $4"
             } else {
                 "UPDATE notifications SET status = 'sent', sent_at = $1, provider_ref = $2, \
-                 last_error = NULL WHERE id = $3"
+                 segments = $3, last_error = NULL WHERE id = $4"
             };
-            tx.execute_unlogged(sql, &params![now, provider_ref, id])?;
+            tx.execute_unlogged(sql, &params![now, provider_ref, segments, id])?;
             Ok(())
         })
         .await
@@ -332,6 +369,15 @@ pub struct NotificationState {
     pub provider_ref: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// SMS parts the message was sent as.
+    pub segments: Option<i64>,
+    /// What the provider's receipt said: `delivered` or `failed`; `None` before a receipt.
+    pub receipt_status: Option<String>,
+    /// The provider's status code from the receipt (`DELIVRD`, `UNDELIV`, …).
+    pub receipt_code: Option<String>,
+    pub receipt_at: Option<DateTime<Utc>>,
+    /// When the latest reply to this message arrived.
+    pub replied_at: Option<DateTime<Utc>>,
 }
 
 pub async fn state(store: &Store, id: Uuid) -> Result<Option<NotificationState>> {
@@ -339,7 +385,8 @@ pub async fn state(store: &Store, id: Uuid) -> Result<Option<NotificationState>>
         .read(move |c, _| {
             c.query_one(
                 "SELECT id, channel, template, recipient_mask, status, attempts, next_attempt_at, \
-                 last_error, provider_ref, created_at, sent_at FROM notifications WHERE id = $1",
+                 last_error, provider_ref, created_at, sent_at, segments, receipt_status, \
+                 receipt_code, receipt_at, replied_at FROM notifications WHERE id = $1",
                 &params![id],
             )?
             .map(|r| {
@@ -355,6 +402,11 @@ pub async fn state(store: &Store, id: Uuid) -> Result<Option<NotificationState>>
                     provider_ref: r.get("provider_ref")?,
                     created_at: r.get("created_at")?,
                     sent_at: r.get("sent_at")?,
+                    segments: r.get("segments")?,
+                    receipt_status: r.get("receipt_status")?,
+                    receipt_code: r.get("receipt_code")?,
+                    receipt_at: r.get("receipt_at")?,
+                    replied_at: r.get("replied_at")?,
                 })
             })
             .transpose()
@@ -372,6 +424,200 @@ pub async fn next_due(store: &Store) -> Result<Option<DateTime<Utc>>> {
             )?
             .map(|r| r.get("next_attempt_at"))
             .transpose()
+        })
+        .await
+}
+
+// ---- receipts and replies --------------------------------------------------------------------
+
+/// What a delivery receipt reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptStatus {
+    Delivered,
+    Failed,
+}
+
+impl ReceiptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptStatus::Delivered => "delivered",
+            ReceiptStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Record a provider's delivery receipt against the message it sent as `provider_ref` on
+/// `channel`. Returns the notification's id, `None` when no sent message has that reference.
+/// `code` is the provider's status code; it must not carry personal data.
+pub async fn record_receipt(
+    store: &Store,
+    channel: &str,
+    provider_ref: &str,
+    status: ReceiptStatus,
+    code: Option<String>,
+    at: DateTime<Utc>,
+) -> Result<Option<Uuid>> {
+    let channel = channel.to_owned();
+    let provider_ref = provider_ref.to_owned();
+    let code: Option<String> = code.map(|c| c.chars().take(64).collect());
+    store
+        .write(WriteCtx::system("notify.receipt"), move |tx| {
+            let r = tx.query_one(
+                "UPDATE notifications SET receipt_status = $1, receipt_code = $2, receipt_at = $3 \
+                 WHERE channel = $4 AND provider_ref = $5 AND status = 'sent' RETURNING id",
+                &params![status.as_str(), code, at, channel, provider_ref],
+            )?;
+            r.map(|r| r.get("id")).transpose()
+        })
+        .await
+}
+
+/// A reply received from a provider (an SMS answered by its recipient).
+#[derive(Clone)]
+pub struct NewReply {
+    pub channel: String,
+    /// The provider's id of the message answered, when it says.
+    pub provider_ref: Option<String>,
+    /// The sender's phone in E.164, when known. Personal data: only its blind index is kept.
+    pub sender: Option<String>,
+    pub sender_mask: Option<String>,
+    /// What they wrote. Sealed.
+    pub text: String,
+    pub received_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for NewReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewReply")
+            .field("channel", &self.channel)
+            .field("sender", &self.sender_mask)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A recorded reply: its id and the notification it answers, when one was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyRecorded {
+    pub id: Uuid,
+    pub notification_id: Option<Uuid>,
+}
+
+/// Longest reply text kept, in characters.
+pub const REPLY_MAX_CHARS: usize = 1000;
+
+/// Record a reply and link it to the message it answers: by the provider's message id when
+/// given, else the latest message sent on the channel to the sender's phone (by blind index).
+pub async fn record_reply(store: &Store, r: NewReply) -> Result<ReplyRecorded> {
+    let env = store.env().clone();
+    store
+        .write(WriteCtx::system("notify.reply"), move |tx| {
+            let bidx = r
+                .sender
+                .as_deref()
+                .map(|p| env.keys.blind(crate::people::BIDX_PHONE, p));
+            let mut linked: Option<Uuid> = None;
+            if let Some(pr) = &r.provider_ref {
+                linked = tx
+                    .query_one(
+                        "SELECT id FROM notifications WHERE channel = $1 AND provider_ref = $2",
+                        &params![r.channel.clone(), pr.clone()],
+                    )?
+                    .map(|row| row.get("id"))
+                    .transpose()?;
+            }
+            if linked.is_none() {
+                if let Some(b) = &bidx {
+                    linked = tx
+                        .query_one(
+                            "SELECT id FROM notifications WHERE channel = $1 AND recipient_bidx = $2 \
+                             AND status = 'sent' ORDER BY sent_at DESC, id DESC LIMIT 1",
+                            &params![r.channel.clone(), b.clone()],
+                        )?
+                        .map(|row| row.get("id"))
+                        .transpose()?;
+                }
+            }
+            let id = tx.new_id();
+            let key_id = tx.new_id();
+            let now = tx.now();
+            env.keys.new_data_key(tx.conn(), key_id, now)?;
+            let text: String = r.text.chars().take(REPLY_MAX_CHARS).collect();
+            let text_ct = env
+                .keys
+                .seal(tx.conn(), key_id, FIELD_REPLY, text.as_bytes())?;
+            tx.execute_unlogged(
+                "INSERT INTO notification_replies (id, notification_id, key_id, channel, sender_bidx, \
+                 sender_mask, text_ct, provider_ref, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &params![
+                    id,
+                    linked,
+                    key_id,
+                    r.channel.clone(),
+                    bidx,
+                    r.sender_mask.clone(),
+                    text_ct,
+                    r.provider_ref.clone(),
+                    r.received_at
+                ],
+            )?;
+            if let Some(n) = linked {
+                tx.execute_unlogged(
+                    "UPDATE notifications SET replied_at = $1 WHERE id = $2",
+                    &params![r.received_at, n],
+                )?;
+            }
+            Ok(ReplyRecorded {
+                id,
+                notification_id: linked,
+            })
+        })
+        .await
+}
+
+/// A reply, opened, for the people who handle it.
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reply {
+    pub id: Uuid,
+    pub notification_id: Option<Uuid>,
+    pub channel: String,
+    pub sender_mask: Option<String>,
+    pub text: String,
+    pub received_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("id", &self.id)
+            .field("notification_id", &self.notification_id)
+            .field("sender", &self.sender_mask)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The replies to one notification, oldest first.
+pub async fn replies(store: &Store, notification_id: Uuid) -> Result<Vec<Reply>> {
+    store
+        .read(move |c, env| {
+            let rows = c.query(
+                "SELECT id, notification_id, channel, sender_mask, text_ct, received_at \
+                 FROM notification_replies WHERE notification_id = $1 ORDER BY received_at, id",
+                &params![notification_id],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    let ct: Vec<u8> = r.get("text_ct")?;
+                    Ok(Reply {
+                        id: r.get("id")?,
+                        notification_id: r.get("notification_id")?,
+                        channel: r.get("channel")?,
+                        sender_mask: r.get("sender_mask")?,
+                        text: env.keys.open_string(c, FIELD_REPLY, &ct)?,
+                        received_at: r.get("received_at")?,
+                    })
+                })
+                .collect()
         })
         .await
 }

@@ -81,6 +81,16 @@ pub fn platform_rules(
             key_column: Some("key_id"),
             id_column: "id",
         },
+        // Replies to messages (sealed text): kept as long as the messages.
+        RetentionRule {
+            kind: "notification_replies",
+            table: "notification_replies",
+            time_column: "received_at",
+            keep: Duration::days(notifications_days),
+            extra: None,
+            key_column: Some("key_id"),
+            id_column: "id",
+        },
     ]
 }
 
