@@ -73,6 +73,12 @@ pub fn routes() -> Table {
         .route("/api/v1/alarms/{id}/ack", &["POST"], a, post(ack_alarm))
         .route("/api/v1/alarms/{id}/clear", &["POST"], a, post(clear_alarm))
         .route(
+            "/api/v1/alarms/{id}/warning",
+            &["POST"],
+            a,
+            post(promote_alarm),
+        )
+        .route(
             "/api/v1/alarms/{id}/assign",
             &["POST"],
             a,
@@ -109,6 +115,7 @@ pub fn routes() -> Table {
     show_alarm,
     ack_alarm,
     clear_alarm,
+    promote_alarm,
     assign_alarm,
     list_notes,
     add_note,
@@ -496,6 +503,24 @@ async fn ack_alarm(
     ))
 }
 
+/// Promote the alarm to a draft warning, its fields filled in from the alarm and its device
+/// (category from the kind of device, level from the severity, a circle around the device); the
+/// draft then goes through approval and issue like any other.
+#[utoipa::path(
+    post, path = "/api/v1/alarms/{id}/warning", tag = "monitor",
+    params(("id" = Uuid, Path, description = "alarm id")),
+    responses((status = 201, body = anxin_store::warnings::Warning))
+)]
+async fn promote_alarm(
+    State(app): State<App>,
+    staff: Staff,
+    Path(id): Path<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
+    let w =
+        crate::warn::promote::draft_from_alarm(&app, staff.caller(), staff.write_ctx(), id).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(w)))
+}
+
 #[utoipa::path(
     post, path = "/api/v1/alarms/{id}/clear", tag = "monitor",
     params(("id" = Uuid, Path, description = "alarm id")),
@@ -606,9 +631,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     request_body(content = Object, description = "{\"seq\": u64, \"ts\": RFC 3339, \"values\": {\"metric\": number, …}} or {\"readings\": [ … ]}"),
     responses(
         (status = 200, body = IngestResult),
-        (status = 400, description = "malformed payload"),
-        (status = 401, description = "missing or unknown device token"),
-        (status = 403, description = "device disabled"),
     )
 )]
 async fn ingest(

@@ -2,6 +2,7 @@
 //!
 //! - [`workflow`]: the steps over the store (`anxin_store::warnings`), with the fan-out to the
 //!   notification service after commit (SMS through the `warning` template);
+//! - [`promote`]: an alarm promoted to a draft warning, its fields filled in;
 //! - [`cap`]: CAP 1.2 export, Atom feed and a validating import that refuses DTDs and entities.
 //!
 //! Targeting (which residents an area reaches) lives in the store and uses
@@ -9,4 +10,5 @@
 
 pub mod cap;
 pub mod config;
+pub mod promote;
 pub mod workflow;

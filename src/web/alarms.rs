@@ -35,6 +35,12 @@ pub fn routes() -> Table {
             post(ack),
         )
         .route(
+            "/manage/alarms/{id}/warning",
+            &["POST"],
+            Serves::Records("alarms"),
+            post(promote),
+        )
+        .route(
             "/manage/alarms/{id}/clear",
             &["POST"],
             Serves::Records("alarms"),
@@ -76,6 +82,7 @@ fn row(ui: &Ui, a: &Alarm) -> serde_json::Value {
         "device": a.device_name,
         "device_code": a.device_code,
         "device_id": a.device_id,
+        "node_id": a.node_id,
         "type": a.alarm_type,
         "severity": a.severity.as_str(),
         "severity_text": i18n::t(ui.lang, &format!("alarm.severity.{}", a.severity.as_str())),
@@ -127,6 +134,9 @@ async fn board(
         rows => minijinja::Value::from_serialize(&rows),
         total_text => i18n::t(ui.lang, "alarm.total").replace("{n}", &list.total.to_string()),
         handle => s.caller().has(anxin_domain::Permission::HandleAlarms),
+        draft => s.caller().has(anxin_domain::Permission::DraftWarning),
+        // Node staff open the filled-in form (to set the level); grid workers draft in one step.
+        draft_form => crate::warn::promote::home_node(s.caller()).is_some(),
     };
     if q.fragment.as_deref() == Some("1") {
         return render(&ui, StatusCode::OK, "alarms_results.html", ctx);
@@ -185,5 +195,23 @@ async fn clear(
     {
         Ok(_) => back(&f),
         Err(e) => error_page(&ui, &ApiError::from(e)),
+    }
+}
+
+/// Promote the alarm to a draft warning in one step (grid workers, whose drafts are made in
+/// their grid); the draft opens for review.
+async fn promote(
+    ui: Ui,
+    State(app): State<App>,
+    s: Result<Staff, AuthError>,
+    Path(id): Path<Uuid>,
+) -> Response {
+    let s = match s {
+        Ok(s) => s,
+        Err(e) => return refused(&ui, e),
+    };
+    match crate::warn::promote::draft_from_alarm(&app, s.caller(), s.write_ctx(), id).await {
+        Ok(w) => see_other(&format!("/manage/warnings/{}", w.id)),
+        Err(e) => error_page(&ui, &e),
     }
 }

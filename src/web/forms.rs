@@ -54,7 +54,7 @@ pub fn opts(ui: &Ui, prefix: &str, values: &[&str]) -> Vec<Opt> {
 pub struct Field {
     pub name: &'static str,
     pub label: String,
-    /// `text`, `number`, `date`, `datetime-local`, `tel`, `select`.
+    /// `text`, `number`, `date`, `datetime-local`, `tel`, `select`, `textarea`.
     pub kind: &'static str,
     pub options: Vec<Opt>,
     pub required: bool,
@@ -255,6 +255,17 @@ pub struct RecordPage {
 }
 
 pub fn record_page(ui: &Ui, s: &Session, page: RecordPage) -> Response {
+    record_page_with_posts(ui, s, page, Vec::new())
+}
+
+/// A detail page with steps that change the record: each of `posts` is a button posting (with
+/// the CSRF token) to its address.
+pub fn record_page_with_posts(
+    ui: &Ui,
+    s: &Session,
+    page: RecordPage,
+    posts: Vec<Action>,
+) -> Response {
     render(
         ui,
         StatusCode::OK,
@@ -266,6 +277,7 @@ pub fn record_page(ui: &Ui, s: &Session, page: RecordPage) -> Response {
             facts => minijinja::Value::from_serialize(&page.facts),
             actions => minijinja::Value::from_serialize(&page.actions),
             sections => minijinja::Value::from_serialize(&page.sections),
+            posts => minijinja::Value::from_serialize(&posts),
         },
     )
 }

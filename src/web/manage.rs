@@ -81,6 +81,7 @@ fn who(s: &Session) -> minijinja::Value {
         "vulnerable": c.has(Permission::ReadVulnerable),
         "audit": c.has(Permission::ReadAudit),
         "monitor": c.has(Permission::ReadMonitor),
+        "warnings": c.has(Permission::DraftWarning) || c.has(Permission::IssueWarning),
         "users": c.has(Permission::ManageAccounts) || c.has(Permission::ManageGrants),
         "totp": s.mfa_required(),
     }))

@@ -32,6 +32,7 @@ pub mod records;
 pub mod resident;
 pub mod texts_monitor;
 pub mod texts_warnings;
+pub mod warnings;
 
 use std::sync::OnceLock;
 
@@ -75,6 +76,7 @@ pub fn routes() -> Table {
         .merge(io::routes())
         .merge(resident::routes())
         .merge(alarms::routes())
+        .merge(warnings::routes())
 }
 
 /// What every page needs from the request: language, large-text mode, the path (for the
@@ -214,6 +216,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "import_job_page.html",
     "alarms.html",
     "alarms_results.html",
+    "warnings.html",
 ];
 
 /// Render `name` with `ctx` plus what every page needs.

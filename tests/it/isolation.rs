@@ -224,10 +224,21 @@ fn sample_body(path: &str, w: &World) -> Option<Value> {
             json!({ "node_id": w.comm_a, "name": "闯入模板", "rules": { "rules": [] } })
         }
         "/api/v1/device-profiles/{id}" => json!({ "name": "闯入模板" }),
-        "/api/v1/alarms/{id}/ack" | "/api/v1/alarms/{id}/clear" => json!({}),
+        "/api/v1/alarms/{id}/ack" | "/api/v1/alarms/{id}/clear" | "/api/v1/alarms/{id}/warning" => {
+            json!({})
+        }
         "/api/v1/alarms/{id}/assign" => json!({ "assignee": null }),
         "/api/v1/alarms/{id}/notes" => json!({ "body": "闯入" }),
-        "/manage/alarms/{id}/ack" | "/manage/alarms/{id}/clear" => json!({}),
+        "/manage/alarms/{id}/ack" | "/manage/alarms/{id}/clear" | "/manage/alarms/{id}/warning" => {
+            json!({})
+        }
+        "/manage/nodes/{id}/warnings/new" => {
+            json!({ "level": "red", "category": "flood", "headline": "闯入",
+            "description": "闯入", "expires_at": "2030-01-01T00:00", "whole_node": "1" })
+        }
+        "/manage/warnings/{id}/approve"
+        | "/manage/warnings/{id}/issue"
+        | "/manage/warnings/{id}/cancel" => json!({}),
         "/api/v1/warnings" => json!({
             "node_id": w.comm_a, "grid_id": w.grid_a1, "level": "red", "category": "flood",
             "headline": "闯入预警", "description": "闯入", "expires_at": "2026-11-03T00:00:00Z",

@@ -447,6 +447,7 @@ async fn pages_answer_outsiders_like_missing_records() {
         })
         .await
         .unwrap();
+    let monitoring = world::monitoring_a1(t.store(), &w).await;
     let base = t.serve().await;
     let outsiders = [
         staff_page_session(&base, "outsider_b").await,
@@ -472,6 +473,8 @@ async fn pages_answer_outsiders_like_missing_records() {
             "memberships" => membership,
             "vulnerable" => vulnerable,
             "compounds" => compound,
+            "alarms" => monitoring["alarms"],
+            "warnings" => w.warning_a1,
             other => panic!("no A1 record of kind {other}"),
         };
         let real = e.path.replace("{id}", &id.to_string());
@@ -1661,3 +1664,197 @@ both_stores!(rename_and_household_edit_pages, |t: TestApp| async move {
         .unwrap();
     assert_eq!(grid_now, w.grid_a2);
 });
+
+both_stores!(
+    alarm_board_to_an_issued_warning_through_the_pages,
+    |t: TestApp| async move {
+        let w = world::build(t.store()).await;
+        let monitoring = world::monitoring_a1(t.store(), &w).await;
+        let alarm = monitoring["alarms"];
+        for (name, role, scope) in [
+            ("board_a", Role::CommunityWorker, Scope::Node(w.comm_a)),
+            ("board_grid", Role::GridWorker, Scope::Grid(w.grid_a1)),
+            ("board_b", Role::CommunityWorker, Scope::Node(w.comm_b)),
+        ] {
+            create_staff_user(&t.app, name, name, PASSWORD, vec![(role, scope)])
+                .await
+                .unwrap();
+        }
+        let base = t.serve().await;
+        let (c, csrf) = staff_page_session(&base, "board_a").await;
+        let get = |c: &reqwest::Client, path: String| {
+            let c = c.clone();
+            let base = base.clone();
+            async move {
+                let r = c.get(format!("{base}{path}")).send().await.unwrap();
+                let s = r.status().as_u16();
+                // Attribute values come escaped (`/` as `&#x2f;`).
+                (
+                    s,
+                    r.text()
+                        .await
+                        .unwrap()
+                        .replace("&#x2f;", "/")
+                        .replace("&amp;", "&"),
+                )
+            }
+        };
+
+        // The board lists the active alarm, with a link to a filled-in warning form.
+        let (s, html) = get(&c, "/manage/alarms".into()).await;
+        assert_eq!(s, 200);
+        assert!(
+            html.contains("A1水位计") && html.contains(&alarm.to_string()),
+            "{html}"
+        );
+        assert!(html.contains("告警看板"));
+        let form_link = format!("/manage/nodes/{}/warnings/new?alarm={alarm}", w.comm_a);
+        assert!(html.contains(&form_link), "{html}");
+        // The live refresh: only the results.
+        let (_, frag) = get(&c, "/manage/alarms?show=active&fragment=1".into()).await;
+        assert!(frag.contains(&alarm.to_string()) && !frag.contains("<html"));
+        // The sibling community's worker sees none of it.
+        let (cb, _) = staff_page_session(&base, "board_b").await;
+        let (_, other) = get(&cb, "/manage/alarms".into()).await;
+        assert!(!other.contains(&alarm.to_string()));
+
+        // Acknowledge from the board: it stays active, acknowledged.
+        let r = c
+            .post(format!("{base}/manage/alarms/{alarm}/ack"))
+            .form(&[("_csrf", csrf.as_str()), ("show", "unacked")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()[LOCATION], "/manage/alarms?show=unacked");
+        let (_, unacked) = get(&c, "/manage/alarms?show=unacked".into()).await;
+        assert!(!unacked.contains(&alarm.to_string()), "acknowledged");
+
+        // The form, filled in from the alarm: a flood warning around the device.
+        let (s, form) = get(&c, form_link.clone()).await;
+        assert_eq!(s, 200);
+        assert!(
+            form.contains("A1水位计洪涝预警") || form.contains("A1水位计"),
+            "{form}"
+        );
+        // A circle without its radius names the field.
+        let new_at = format!("{base}/manage/nodes/{}/warnings/new", w.comm_a);
+        let r = c
+            .post(&new_at)
+            .form(&[
+                ("_csrf", csrf.as_str()),
+                ("level", "red"),
+                ("category", "flood"),
+                ("headline", "A1水位红色预警"),
+                ("description", "A1 水位超警戒。"),
+                ("expires_at", "2026-11-02T20:00"),
+                ("lon", "104.09"),
+                ("lat", "30.66"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("radius_m-error"), "{html}");
+        // The draft, as a community worker of A would make it.
+        let r = c
+            .post(&new_at)
+            .form(&[
+                ("_csrf", csrf.as_str()),
+                ("level", "red"),
+                ("category", "flood"),
+                ("headline", "A1水位红色预警"),
+                ("description", "A1 水位超警戒。"),
+                ("instruction", "请转移到高处。"),
+                ("expires_at", "2026-11-02T20:00"),
+                ("whole_node", "1"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let page = r.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(page.starts_with("/manage/warnings/"), "{page}");
+        let (_, html) = get(&c, page.clone()).await;
+        assert!(html.contains("A1水位红色预警") && html.contains("草稿"));
+        assert!(html.contains(&format!("{page}/approve")), "approve offered");
+        assert!(!html.contains(&format!("{page}/issue")), "not yet issue");
+
+        // A grid worker of A1 may draft (from the alarm, in one step) but not approve.
+        let (cg, csrf_g) = staff_page_session(&base, "board_grid").await;
+        let r = cg
+            .post(format!("{base}/manage/alarms/{alarm}/warning"))
+            .form(&[("_csrf", csrf_g.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let grid_draft = r.headers()[LOCATION].to_str().unwrap().to_owned();
+        let (_, html) = get(&cg, grid_draft.clone()).await;
+        assert!(html.contains("草稿") && !html.contains(&format!("{grid_draft}/approve")));
+        let r = cg
+            .post(format!("{base}{page}/approve"))
+            .form(&[("_csrf", csrf_g.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_client_error(),
+            "grid worker approves: {}",
+            r.status()
+        );
+
+        // Approve, then issue: the page shows the reach board.
+        for step in ["approve", "issue"] {
+            let r = c
+                .post(format!("{base}{page}/{step}"))
+                .form(&[("_csrf", csrf.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303, "{step}");
+        }
+        let (_, html) = get(&c, page.clone()).await;
+        assert!(
+            html.contains("已发布") && html.contains("触达情况"),
+            "{html}"
+        );
+        assert!(html.contains(&format!("{page}/cancel")));
+        // Issued again: refused, nothing sent twice.
+        let r = c
+            .post(format!("{base}{page}/issue"))
+            .form(&[("_csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409);
+        // The list shows it, in English too.
+        let (_, list) = get(&c, "/manage/warnings?status=issued&lang=en".into()).await;
+        assert!(
+            list.contains("A1水位红色预警") && list.contains("Issued"),
+            "{list}"
+        );
+
+        // The API's one-step promotion: a draft filled in from the alarm and its device.
+        let r = c
+            .post(format!("{base}/api/v1/alarms/{alarm}/warning"))
+            .header("x-csrf-token", &csrf)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let d: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(d["status"], "draft");
+        assert_eq!(d["category"], "flood", "a water-level device: flood");
+        assert_eq!(d["level"], "yellow", "a major alarm: yellow");
+        assert!(d["headline"].as_str().unwrap().contains("A1水位计"));
+        let r = cb
+            .post(format!("{base}/api/v1/alarms/{alarm}/warning"))
+            .header("x-csrf-token", &csrf_of(&other))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "outside the caller's reach");
+    }
+);
