@@ -144,9 +144,20 @@ const ERRORS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Public routes that check a credential of their own (a device token, a provider's callback
+/// secret) and so may answer 401 or 403.
+const OWN_CREDENTIAL: &[&str] = &[
+    "/api/v1/ingest/readings",
+    "/api/v1/notify/sms/receipts",
+    "/api/v1/notify/sms/replies",
+];
+
 fn error_statuses(e: &Entry, has_body: bool) -> Vec<&'static str> {
     let mut s = vec!["400", "405", "422", "429", "503"];
-    if e.serves != Serves::Public || e.path.starts_with("/api/v1/auth/") {
+    if e.serves != Serves::Public
+        || e.path.starts_with("/api/v1/auth/")
+        || OWN_CREDENTIAL.contains(&e.path)
+    {
         s.extend(["401", "403", "404"]);
     }
     if !matches!(e.method, "GET" | "HEAD") {

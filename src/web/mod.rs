@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod alarms;
 pub mod assets;
+pub mod devices;
 pub mod forms;
 pub mod forward;
 pub mod households;
@@ -76,6 +77,7 @@ pub fn routes() -> Table {
         .merge(io::routes())
         .merge(resident::routes())
         .merge(alarms::routes())
+        .merge(devices::routes())
         .merge(warnings::routes())
 }
 
@@ -217,6 +219,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "alarms.html",
     "alarms_results.html",
     "warnings.html",
+    "device.html",
 ];
 
 /// Render `name` with `ctx` plus what every page needs.

@@ -474,6 +474,7 @@ async fn pages_answer_outsiders_like_missing_records() {
             "vulnerable" => vulnerable,
             "compounds" => compound,
             "alarms" => monitoring["alarms"],
+            "devices" => monitoring["devices"],
             "warnings" => w.warning_a1,
             other => panic!("no A1 record of kind {other}"),
         };
@@ -1835,6 +1836,27 @@ both_stores!(
             list.contains("A1水位红色预警") && list.contains("Issued"),
             "{list}"
         );
+
+        // The device's page: its chart (series as JSON too) and its alarms; not for outsiders.
+        let device = monitoring["devices"];
+        let (_, list) = get(&c, "/manage/devices".into()).await;
+        assert!(list.contains("A1水位计") && list.contains(&format!("/manage/devices/{device}")));
+        let (s, page) = get(&c, format!("/manage/devices/{device}")).await;
+        assert_eq!(s, 200);
+        assert!(
+            page.contains("device-chart") && page.contains("water_level_high"),
+            "{page}"
+        );
+        let r = c
+            .get(format!("{base}/manage/devices/{device}/series.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let series: serde_json::Value = r.json().await.unwrap();
+        assert!(series["metrics"].is_object(), "{series}");
+        let (s, _) = get(&cb, format!("/manage/devices/{device}")).await;
+        assert_eq!(s, 404);
 
         // The API's one-step promotion: a draft filled in from the alarm and its device.
         let r = c
