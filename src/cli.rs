@@ -50,6 +50,13 @@ pub struct DemoArgs {
     /// How many people to generate, spread over 锦江区 as the default 100,000 are (benchmarks).
     #[arg(long, default_value_t = crate::demo::DEFAULT_PEOPLE)]
     pub people: usize,
+    /// Instead of building: replay a scenario (`rainstorm`) through the demo's gauges into a
+    /// running server, in real time (about a minute and a half).
+    #[arg(long, value_parser = ["rainstorm"])]
+    pub replay: Option<String>,
+    /// The running server for `--replay`.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub base: String,
 }
 
 #[derive(Debug, Args)]
@@ -210,7 +217,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         return rotate_key(&mut config, *drop_old);
     }
     let demo_first = matches!(&cli.command, Command::Serve(ServeArgs { demo: true, .. }));
-    if let Command::Demo(DemoArgs { people }) = &cli.command {
+    if let Command::Demo(DemoArgs {
+        replay: Some(_),
+        base,
+        ..
+    }) = &cli.command
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return rt.block_on(crate::demo_monitor::replay(
+            base,
+            90,
+            std::time::Duration::from_secs(1),
+        ));
+    }
+    if let Command::Demo(DemoArgs { people, .. }) = &cli.command {
         println!("{}", crate::demo::build_seeded_with(&config, *people)?);
         return Ok(());
     }

@@ -296,10 +296,10 @@ pub async fn build_with(app: &App, total_people: usize) -> anyhow::Result<String
         // whenever autovacuum gets to it (the list plans depend on them).
         app.store.read(|c, _| c.batch("ANALYZE")).await?;
     }
-    let demo_cid = targets
+    let (demo_cid, demo_center) = targets
         .iter()
         .find(|t| t.code == DEMO_COMMUNITY_CODE)
-        .map(|t| t.id)
+        .map(|t| (t.id, t.center))
         .ok_or_else(|| anyhow::anyhow!("demo community {DEMO_COMMUNITY_CODE} missing"))?;
     let grid = app
         .store
@@ -343,14 +343,15 @@ pub async fn build_with(app: &App, total_people: usize) -> anyhow::Result<String
         .map_err(|e| anyhow::anyhow!("demo account {username}: {e:#}"))?;
         accounts += 1;
     }
-    if built == 0 && accounts == 0 {
+    let devices = crate::demo_monitor::build(app, demo_cid, grid, demo_center).await?;
+    if built == 0 && accounts == 0 && devices == 0 {
         return Ok(format!(
             "demo already present ({} division changes applied)",
             rep.added + rep.renamed + rep.recoded
         ));
     }
     Ok(format!(
-        "demo ready in {:.1} s: {} division changes, 锦江区 {built} communities built ({skipped} already there), {households_n} households, {people_n} people, {accounts} accounts",
+        "demo ready in {:.1} s: {} division changes, 锦江区 {built} communities built ({skipped} already there), {households_n} households, {people_n} people, {accounts} accounts, {devices} sensors",
         started.elapsed().as_secs_f64(),
         rep.added + rep.renamed + rep.recoded,
     ))

@@ -13,6 +13,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_monitor;
 pub mod divisions;
 pub mod http;
 pub mod io;

@@ -99,3 +99,47 @@ fn demo_fills_jinjiang_plausibly_and_is_idempotent() {
         anxin::demo::DEMO_ACCOUNTS.len() as i64
     );
 }
+
+/// The demo's gauges take a replayed rainstorm over the device API: the deepest gauge raises a
+/// critical alarm at once and the readings land in the readings store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_gauges_take_a_replayed_rainstorm() {
+    let t = support::TestApp::new(support::Backend::Sqlite).await;
+    let summary = anxin::demo::build_with(&t.app, 300).await.unwrap();
+    assert!(summary.contains("3 sensors"), "{summary}");
+    let base = t.serve().await;
+    anxin::demo_monitor::replay(&base, 20, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let alarms: Vec<(String, String, bool)> = t
+        .store()
+        .read(|c, _| {
+            c.query(
+                "SELECT d.code, a.alarm_type, a.active FROM alarms a JOIN devices d ON d.id = a.device_id \
+                 ORDER BY d.code, a.alarm_type",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok((r.get("code")?, r.get("alarm_type")?, r.get("active")?)))
+            .collect()
+        })
+        .await
+        .unwrap();
+    assert!(
+        alarms
+            .iter()
+            .any(|(c, a, _)| c == "demo-sjf-water-1" && a == "deep_water"),
+        "{alarms:?}"
+    );
+    // The storm recedes below the clear line by the end: the deep-water alarm is cleared.
+    assert!(
+        alarms
+            .iter()
+            .all(|(c, a, active)| !(c == "demo-sjf-water-1" && a == "deep_water" && *active)),
+        "{alarms:?}"
+    );
+    assert_eq!(t.app.monitor.readings.count(None).unwrap(), 60);
+    // A second build adds no second set.
+    let again = anxin::demo::build_with(&t.app, 300).await.unwrap();
+    assert!(again.starts_with("demo already present"), "{again}");
+}
