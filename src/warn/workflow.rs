@@ -16,30 +16,60 @@ use crate::platform::notify::{self, ChannelKind};
 /// The notification template every warning SMS uses.
 pub const TEMPLATE: &str = "warning";
 
-/// Enqueue the SMS of a step and link each delivery to its notification.
+/// Tell the configured staff group robots (WeCom, DingTalk) about a step that reaches
+/// residents: a group notice, not a delivery to a person, so it is not in the reach counts.
+async fn notify_groups(app: &App, w: &warnings::Warning, params: &std::collections::BTreeMap<String, String>) {
+    let items: Vec<_> = app
+        .config
+        .notify
+        .robots
+        .iter()
+        .filter_map(|r| {
+            let channel = ChannelKind::parse(&r.kind).filter(|k| k.is_group())?;
+            Some(notify::Outgoing {
+                channel,
+                recipient: r.name.clone(),
+                recipient_mask: r.name.clone(),
+                template_id: TEMPLATE.to_owned(),
+                params: params.clone(),
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        return;
+    }
+    if let Err(e) = notify::enqueue_many(app, items).await {
+        tracing::warn!(warning.id = %w.id, error = %format!("{e:#}"), "group robots not notified");
+    }
+}
+
+/// Enqueue the SMS of a step and link each delivery to its notification; tell the group robots.
 pub async fn send(app: &App, ctx: &WriteCtx, f: &Fanout) -> Result<()> {
     let Some(w) = &f.warning else { return Ok(()) };
     let params = warnings::sms_params(w);
-    let mut links = Vec::with_capacity(f.sms.len());
-    for s in &f.sms {
-        let id = match notify::enqueue(
-            app,
-            ChannelKind::Sms,
-            s.phone.clone(),
-            s.phone_mask.clone(),
-            TEMPLATE,
-            params.clone(),
-        )
-        .await
-        {
-            Ok(id) => Some(id),
-            Err(e) => {
-                tracing::warn!(warning.id = %w.id, delivery.id = %s.delivery_id, error = %e, "warning SMS not enqueued");
-                None
-            }
-        };
-        links.push((s.delivery_id, id));
-    }
+    notify_groups(app, w, &params).await;
+    // One write for the whole fan-out (thousands of recipients); if the batch is refused (a
+    // template or parameter problem), every delivery is marked failed.
+    let items = f
+        .sms
+        .iter()
+        .map(|s| notify::Outgoing {
+            channel: ChannelKind::Sms,
+            recipient: s.phone.clone(),
+            recipient_mask: s.phone_mask.clone(),
+            template_id: TEMPLATE.to_owned(),
+            params: params.clone(),
+        })
+        .collect::<Vec<_>>();
+    let ids: Vec<Option<Uuid>> = match notify::enqueue_many(app, items).await {
+        Ok(ids) => ids.into_iter().map(Some).collect(),
+        Err(e) => {
+            tracing::warn!(warning.id = %w.id, error = %format!("{e:#}"), "warning SMS not enqueued");
+            vec![None; f.sms.len()]
+        }
+    };
+    let links: Vec<(Uuid, Option<Uuid>)> =
+        f.sms.iter().map(|s| s.delivery_id).zip(ids).collect();
     if links.is_empty() {
         return Ok(());
     }

@@ -139,3 +139,39 @@ export async function waitFor(fn, ms = 10000) {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/// A demo person with a phone who lives in a household of two or more, found as the worker.
+export async function residentPhone() {
+  const worker = await apiLogin("worker");
+  for (let offset = 0; offset < 2000; offset += 100) {
+    const page = await api(worker, "GET", `/api/v1/people?limit=100&offset=${offset}`);
+    for (const p of page.items) {
+      if (!p.phone_mask || !p.household_id) continue;
+      const hh = await api(worker, "GET", `/api/v1/households/${p.household_id}`);
+      const members = hh.members || hh[1] || [];
+      if (members.length < 2) continue;
+      const plain = await api(worker, "POST", `/api/v1/people/${p.id}/unmask`, {});
+      if (plain.phone) return { phone: plain.phone, person: p };
+    }
+  }
+  throw new Error("no demo person with a phone in a household of two");
+}
+
+/// Sign a resident in on `page` with a code read from the SMS outbox.
+export async function residentSignIn(page, phone) {
+  const local = phone.replace(/\D/g, "").slice(-11);
+  const since = Date.now() - 1000;
+  await page.goto(`${BASE}/resident/login`);
+  await page.fill("#phone", local);
+  await page.click("form.stack button[type=submit]");
+  await page.waitForSelector("#code");
+  const code = await waitFor(() => codeFromOutbox(local, since));
+  assert.ok(code, "a code in the outbox");
+  await page.fill("#code", code);
+  await page.click("form.stack button[type=submit]");
+  await page.waitForURL(/\/resident(\/choose)?$/);
+  if (page.url().endsWith("/choose")) {
+    await page.click("ul.choices button >> nth=0");
+    await page.waitForURL(/\/resident$/);
+  }
+}

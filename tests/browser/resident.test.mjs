@@ -2,28 +2,11 @@
 // household and corrects a member's name; the large-text mode works.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launch, newPage, axe, shot, apiLogin, api, codeFromOutbox, waitFor, BASE } from "./lib.mjs";
+import { launch, newPage, axe, shot, residentPhone, codeFromOutbox, waitFor, BASE } from "./lib.mjs";
 
 let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
-
-/// A demo person with a phone who lives in a household of two or more, found as the worker.
-async function residentPhone() {
-  const worker = await apiLogin("worker");
-  for (let offset = 0; offset < 2000; offset += 100) {
-    const page = await api(worker, "GET", `/api/v1/people?limit=100&offset=${offset}`);
-    for (const p of page.items) {
-      if (!p.phone_mask || !p.household_id) continue;
-      const hh = await api(worker, "GET", `/api/v1/households/${p.household_id}`);
-      const members = hh.members || hh[1] || [];
-      if (members.length < 2) continue;
-      const plain = await api(worker, "POST", `/api/v1/people/${p.id}/unmask`, {});
-      if (plain.phone) return { phone: plain.phone, person: p };
-    }
-  }
-  throw new Error("no demo person with a phone in a household of two");
-}
 
 test("resident: phone code sign-in, own household, correct a member", async () => {
   const { phone } = await residentPhone();
