@@ -18,7 +18,11 @@ pub const TEMPLATE: &str = "warning";
 
 /// Tell the configured staff group robots (WeCom, DingTalk) about a step that reaches
 /// residents: a group notice, not a delivery to a person, so it is not in the reach counts.
-async fn notify_groups(app: &App, w: &warnings::Warning, params: &std::collections::BTreeMap<String, String>) {
+async fn notify_groups(
+    app: &App,
+    w: &warnings::Warning,
+    params: &std::collections::BTreeMap<String, String>,
+) {
     let items: Vec<_> = app
         .config
         .notify
@@ -68,8 +72,7 @@ pub async fn send(app: &App, ctx: &WriteCtx, f: &Fanout) -> Result<()> {
             vec![None; f.sms.len()]
         }
     };
-    let links: Vec<(Uuid, Option<Uuid>)> =
-        f.sms.iter().map(|s| s.delivery_id).zip(ids).collect();
+    let links: Vec<(Uuid, Option<Uuid>)> = f.sms.iter().map(|s| s.delivery_id).zip(ids).collect();
     if links.is_empty() {
         return Ok(());
     }

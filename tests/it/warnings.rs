@@ -1042,3 +1042,82 @@ fn every_warnings_route_is_documented() {
     }
     assert!(missing.is_empty(), "not documented: {missing:?}");
 }
+
+/// Each step that reaches residents tells the configured staff group robots once, whatever the
+/// number of residents; a draft or an approval tells no one.
+mod group_robots {
+    use super::*;
+    use crate::support::Backend;
+    use anxin_domain::Clock;
+
+    async fn run(backend: Backend) {
+        let t = TestApp::with_config(backend, |c| {
+            c.notify.robots = vec![anxin::config::RobotConfig {
+                name: "duty-wecom".into(),
+                kind: "wecom".into(),
+                // Nothing listens there: the notice is recorded, its sending retried.
+                webhook: Some(anxin_crypto::Secret::new(
+                    "http://127.0.0.1:9/cgi-bin/webhook/send?key=test".into(),
+                )),
+                secret: None,
+                format: "markdown".into(),
+                timeout_seconds: 5,
+            }];
+        })
+        .await;
+        let w = world::build(t.store()).await;
+        let comm_a = w.comm_a;
+        let sys = Caller::system();
+        let count = |t: &TestApp| {
+            let store = t.store().clone();
+            async move {
+                store
+                    .read(|c, _| {
+                        c.query_i64(
+                            "SELECT count(*) FROM notifications WHERE channel = 'wecom'",
+                            &[],
+                        )
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let (s2, now) = (sys.clone(), t.clock.now());
+        let draft = t
+            .store()
+            .write(WriteCtx::system("robots"), move |tx| {
+                let d = anxin_store::warnings::draft_from(
+                    tx,
+                    &s2,
+                    anxin_store::warnings::WarningInput {
+                        node_id: Some(comm_a),
+                        level: Some("orange".into()),
+                        category: Some("rainstorm".into()),
+                        headline: Some("暴雨橙色预警".into()),
+                        description: Some("预计强降雨。".into()),
+                        expires_at: Some(now + chrono::TimeDelta::hours(3)),
+                        area: Some(json!({ "nodes": [comm_a] })),
+                        ..Default::default()
+                    },
+                    "anxin.test",
+                )?;
+                anxin_store::warnings::approve(tx, &s2, d.id)
+            })
+            .await
+            .unwrap();
+        assert_eq!(count(&t).await, 0, "drafts and approvals tell no group");
+        anxin::warn::workflow::issue(&t.app, sys, WriteCtx::system("robots"), draft.id)
+            .await
+            .unwrap();
+        assert_eq!(count(&t).await, 1, "one group notice for the issue");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(Backend::Postgres).await;
+    }
+}
