@@ -17,13 +17,13 @@ use anxin_domain::roles::Permission;
 use anxin_domain::rules::{Event, ProfileSpec};
 use anxin_domain::DomainError;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::conn::Conn;
 use crate::error::{Result, StoreError};
 use crate::params;
-use crate::places::{Page, PageInput, Paging};
+use crate::places::{page, present, Page, PageInput, Paging, Where};
 use crate::scope::{Caller, Reach, ScopeCols};
 use crate::tx::Tx;
 use crate::value::{Row, Value};
@@ -31,14 +31,6 @@ use crate::value::{Row, Value};
 const NAME_MAX: usize = 100;
 const CODE_MAX: usize = 64;
 const NOTE_MAX: usize = 2000;
-
-fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 fn text_required(field: &str, raw: Option<String>, max: usize) -> Result<String> {
     let Some(s) = raw else {
@@ -97,77 +89,6 @@ fn domain_field(prefix: &str, e: &DomainError) -> StoreError {
         None => prefix.to_owned(),
     };
     StoreError::invalid(e.code(), field)
-}
-
-/// The WHERE clauses of a query, with their parameters numbered as they are added.
-struct Where {
-    parts: Vec<String>,
-    params: Vec<Value>,
-}
-
-impl Where {
-    fn new() -> Self {
-        Self {
-            parts: Vec::new(),
-            params: Vec::new(),
-        }
-    }
-    fn bind(&mut self, v: impl Into<Value>) -> usize {
-        self.params.push(v.into());
-        self.params.len()
-    }
-    fn push(&mut self, part: String) {
-        self.parts.push(part);
-    }
-    fn scope(&mut self, conn: &dyn Conn, reach: &Reach, cols: ScopeCols<'_>) {
-        let p = reach.predicate(conn.dialect(), cols, &mut self.params);
-        self.parts.push(p);
-    }
-    fn under(&mut self, col: &str, node: Uuid) {
-        let n = self.bind(node);
-        self.parts.push(format!(
-            "{col} IN (WITH RECURSIVE sub(id) AS (SELECT id FROM nodes WHERE id = ${n} \
-             UNION ALL SELECT c.id FROM nodes c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub)"
-        ));
-    }
-    fn sql(&self) -> String {
-        if self.parts.is_empty() {
-            "1 = 1".into()
-        } else {
-            self.parts.join(" AND ")
-        }
-    }
-}
-
-fn page<T>(
-    conn: &mut dyn Conn,
-    from: &str,
-    cols: &str,
-    w: Where,
-    order: &str,
-    paging: Paging,
-    map: impl Fn(&Row) -> Result<T>,
-) -> Result<Page<T>> {
-    let cond = w.sql();
-    let total = conn.query_i64(
-        &format!("SELECT count(*) FROM {from} WHERE {cond}"),
-        &w.params,
-    )?;
-    let mut params = w.params;
-    params.push(paging.limit().into());
-    let l = params.len();
-    params.push(paging.offset().into());
-    let o = params.len();
-    let rows = conn.query(
-        &format!("SELECT {cols} FROM {from} WHERE {cond} ORDER BY {order} LIMIT ${l} OFFSET ${o}"),
-        &params,
-    )?;
-    Ok(Page {
-        items: rows.iter().map(map).collect::<Result<_>>()?,
-        total,
-        limit: paging.limit(),
-        offset: paging.offset(),
-    })
 }
 
 /// An active node within `reach`; anything else is an invalid reference in `field`.

@@ -268,37 +268,37 @@ fn like_pattern(term: &str) -> String {
 }
 
 /// The WHERE clauses of a list, with their parameters numbered as they are added.
-struct Where {
+pub(crate) struct Where {
     parts: Vec<String>,
-    params: Vec<Value>,
+    pub(crate) params: Vec<Value>,
 }
 
 impl Where {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             parts: Vec::new(),
             params: Vec::new(),
         }
     }
-    fn bind(&mut self, v: impl Into<Value>) -> usize {
+    pub(crate) fn bind(&mut self, v: impl Into<Value>) -> usize {
         self.params.push(v.into());
         self.params.len()
     }
-    fn push(&mut self, part: String) {
+    pub(crate) fn push(&mut self, part: String) {
         self.parts.push(part);
     }
-    fn scope(&mut self, conn: &dyn Conn, reach: &Reach, cols: ScopeCols<'_>) {
+    pub(crate) fn scope(&mut self, conn: &dyn Conn, reach: &Reach, cols: ScopeCols<'_>) {
         let p = reach.predicate(conn.dialect(), cols, &mut self.params);
         self.parts.push(p);
     }
-    fn under(&mut self, col: &str, node: Uuid) {
+    pub(crate) fn under(&mut self, col: &str, node: Uuid) {
         let n = self.bind(node);
         self.parts.push(format!(
             "{col} IN (WITH RECURSIVE sub(id) AS (SELECT id FROM nodes WHERE id = ${n} \
              UNION ALL SELECT c.id FROM nodes c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub)"
         ));
     }
-    fn name_like(&mut self, cols: &[&str], term: &str) {
+    pub(crate) fn name_like(&mut self, cols: &[&str], term: &str) {
         let n = self.bind(like_pattern(term));
         let any: Vec<String> = cols
             .iter()
@@ -306,7 +306,7 @@ impl Where {
             .collect();
         self.parts.push(format!("({})", any.join(" OR ")));
     }
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         if self.parts.is_empty() {
             "1 = 1".into()
         } else {
@@ -316,7 +316,7 @@ impl Where {
 }
 
 /// Run a list: the count, then one page in `order`.
-fn page<T>(
+pub(crate) fn page<T>(
     conn: &mut dyn Conn,
     from: &str,
     cols: &str,
