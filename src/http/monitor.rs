@@ -175,14 +175,7 @@ async fn create_device(
     b: Result<Json<DeviceInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let new = NewDevice::parse(body(b)?)?;
-    let caller = staff.caller().clone();
-    let v = app
-        .store
-        .write(staff.write_ctx(), move |tx| {
-            sm::create_device(tx, &caller, &new)
-        })
-        .await?;
-    app.monitor.invalidate();
+    let v = config_write(&app, &staff, move |tx, c| sm::create_device(tx, c, &new)).await?;
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
@@ -221,14 +214,10 @@ async fn update_device(
     b: Result<Json<DevicePatch>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
-    let v = app
-        .store
-        .write(staff.write_ctx(), move |tx| {
-            sm::update_device(tx, &caller, id, patch)
-        })
-        .await?;
-    app.monitor.invalidate();
+    let v = config_write(&app, &staff, move |tx, c| {
+        sm::update_device(tx, c, id, patch)
+    })
+    .await?;
     Ok(Json(v))
 }
 
@@ -242,14 +231,26 @@ async fn delete_device(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
+    config_write(&app, &staff, move |tx, c| sm::delete_device(tx, c, id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A write to devices or profiles by the caller, then the pipeline's caches forgotten at once
+/// (other servers learn of it from the change log).
+async fn config_write<T: Send + 'static>(
+    app: &App,
+    staff: &Staff,
+    f: impl FnOnce(&mut anxin_store::Tx, &anxin_store::scope::Caller) -> anxin_store::Result<T>
+        + Send
+        + 'static,
+) -> Result<T, ApiError> {
     let caller = staff.caller().clone();
-    app.store
-        .write(staff.write_ctx(), move |tx| {
-            sm::delete_device(tx, &caller, id)
-        })
+    let v = app
+        .store
+        .write(staff.write_ctx(), move |tx| f(tx, &caller))
         .await?;
     app.monitor.invalidate();
-    Ok(StatusCode::NO_CONTENT)
+    Ok(v)
 }
 
 /// A readings query as it arrives.
@@ -415,14 +416,10 @@ async fn update_profile(
     b: Result<Json<ProfilePatch>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
-    let v = app
-        .store
-        .write(staff.write_ctx(), move |tx| {
-            sm::update_profile(tx, &caller, id, patch)
-        })
-        .await?;
-    app.monitor.invalidate();
+    let v = config_write(&app, &staff, move |tx, c| {
+        sm::update_profile(tx, c, id, patch)
+    })
+    .await?;
     Ok(Json(v))
 }
 
@@ -436,13 +433,7 @@ async fn delete_profile(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = staff.caller().clone();
-    app.store
-        .write(staff.write_ctx(), move |tx| {
-            sm::delete_profile(tx, &caller, id)
-        })
-        .await?;
-    app.monitor.invalidate();
+    config_write(&app, &staff, move |tx, c| sm::delete_profile(tx, c, id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1056,6 +1056,13 @@ enum Named {
 }
 
 impl Named {
+    /// In the new-form's title key and address (`rec.new_grid`, `/manage/nodes/{id}/grids/new`).
+    fn slug(self) -> &'static str {
+        match self {
+            Named::Grid => "grid",
+            Named::Compound => "compound",
+        }
+    }
     fn key(self) -> &'static str {
         match self {
             Named::Grid => "rec.edit_grid",
@@ -1190,11 +1197,7 @@ async fn grid_new_page(
     s: Result<Staff, AuthError>,
     Path(node): Path<Uuid>,
 ) -> Response {
-    let s = staff!(ui, s);
-    match named_new_form(&ui, &app, &s, node, "grid").await {
-        Ok(p) => form_page(&ui, &s, p, &Fields::new(), None),
-        Err(e) => error_page(&ui, &e),
-    }
+    named_new_page(ui, app, s, Named::Grid, node).await
 }
 
 async fn grid_create(
@@ -1204,18 +1207,7 @@ async fn grid_create(
     Path(node): Path<Uuid>,
     Input(f): Input<Fields>,
 ) -> Response {
-    let s = staff!(ui, s);
-    let caller = s.caller().clone();
-    let name = f.get("name").cloned().unwrap_or_default();
-    let r = app
-        .store
-        .write(s.write_ctx(), move |tx| {
-            tree::create_grid(tx, &caller, node, &name)
-        })
-        .await
-        .map(|_| format!("/manage/nodes/{node}"))
-        .map_err(ApiError::from);
-    answer(&ui, &s, r, named_new_form(&ui, &app, &s, node, "grid"), &f).await
+    named_create(ui, app, s, Named::Grid, node, f).await
 }
 
 async fn compound_new_page(
@@ -1224,11 +1216,7 @@ async fn compound_new_page(
     s: Result<Staff, AuthError>,
     Path(node): Path<Uuid>,
 ) -> Response {
-    let s = staff!(ui, s);
-    match named_new_form(&ui, &app, &s, node, "compound").await {
-        Ok(p) => form_page(&ui, &s, p, &Fields::new(), None),
-        Err(e) => error_page(&ui, &e),
-    }
+    named_new_page(ui, app, s, Named::Compound, node).await
 }
 
 async fn compound_create(
@@ -1238,13 +1226,40 @@ async fn compound_create(
     Path(node): Path<Uuid>,
     Input(f): Input<Fields>,
 ) -> Response {
+    named_create(ui, app, s, Named::Compound, node, f).await
+}
+
+async fn named_new_page(
+    ui: Ui,
+    app: App,
+    s: Result<Staff, AuthError>,
+    what: Named,
+    node: Uuid,
+) -> Response {
+    let s = staff!(ui, s);
+    match named_new_form(&ui, &app, &s, node, what.slug()).await {
+        Ok(p) => form_page(&ui, &s, p, &Fields::new(), None),
+        Err(e) => error_page(&ui, &e),
+    }
+}
+
+/// Create a grid or compound in `node`; a grid goes back to the node, a compound to itself.
+async fn named_create(
+    ui: Ui,
+    app: App,
+    s: Result<Staff, AuthError>,
+    what: Named,
+    node: Uuid,
+    f: Fields,
+) -> Response {
     let s = staff!(ui, s);
     let caller = s.caller().clone();
     let name = f.get("name").cloned().unwrap_or_default();
     let r = app
         .store
-        .write(s.write_ctx(), move |tx| {
-            tree::create_compound(tx, &caller, node, &name)
+        .write(s.write_ctx(), move |tx| match what {
+            Named::Grid => tree::create_grid(tx, &caller, node, &name).map(|_| node),
+            Named::Compound => tree::create_compound(tx, &caller, node, &name),
         })
         .await
         .map(|id| format!("/manage/nodes/{id}"))
@@ -1253,7 +1268,7 @@ async fn compound_create(
         &ui,
         &s,
         r,
-        named_new_form(&ui, &app, &s, node, "compound"),
+        named_new_form(&ui, &app, &s, node, what.slug()),
         &f,
     )
     .await
