@@ -438,12 +438,11 @@ both_stores!(outsider_cannot_import_or_export, |t: TestApp| async move {
         assert!(sheet.rows.iter().all(|(_, r)| !r.contains(&a1)), "{ext}");
     }
     // Unmasking needs Unmask: a district officer has ExportData but not Unmask.
-    let officer = user(
+    let officer = crate::world::staff(
         &t,
         "officer",
-        UserKind::Staff,
-        Some((Role::DistrictOfficer, Scope::Node(w.district))),
-        None,
+        Role::DistrictOfficer,
+        Scope::Node(w.district),
     )
     .await;
     let (s, _) = get_bytes(&base, Some(&officer), "/api/v1/export/people.csv?unmask=1").await;

@@ -266,15 +266,11 @@ both_stores!(canary_never_in_plaintext, |t: TestApp| async move {
     }
     // An export by a worker who may read the person: masked.
     let base = t.serve().await;
-    let worker = world::user(
+    let worker = world::staff(
         &t,
         "worker_a",
-        anxin_store::accounts::UserKind::Staff,
-        Some((
-            anxin_domain::Role::CommunityWorker,
-            anxin_domain::Scope::Node(w.comm_a),
-        )),
-        None,
+        anxin_domain::Role::CommunityWorker,
+        anxin_domain::Scope::Node(w.comm_a),
     )
     .await;
     let csv = crate::support::client()

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anxin::monitor::{self, pipeline, Reject};
 use anxin_domain::{Clock, Role, Scope};
-use anxin_store::accounts::UserKind;
 use anxin_store::monitor::{
     self as sm, Alarm, AlarmQuery, DeviceInput, NewDevice, NewProfile, ProfileInput,
 };
@@ -227,14 +226,8 @@ both_stores!(
     api_devices_readings_and_alarm_handling,
     |t: TestApp| async move {
         let w = world::build(t.store()).await;
-        let worker = world::user(
-            &t,
-            "worker_a",
-            UserKind::Staff,
-            Some((Role::CommunityWorker, Scope::Node(w.comm_a))),
-            None,
-        )
-        .await;
+        let worker =
+            world::staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
         let base = t.serve().await;
         let http = crate::support::client();
         let call = |m: reqwest::Method, path: &str, body: Option<Value>| {
@@ -636,12 +629,11 @@ both_stores!(
     unacknowledged_alarm_escalates_with_the_clock,
     |t: TestApp| async move {
         let w = world::build(t.store()).await;
-        world::user(
+        world::staff(
             &t,
             "street_officer",
-            UserKind::Staff,
-            Some((Role::StreetOfficer, Scope::Node(w.street))),
-            None,
+            Role::StreetOfficer,
+            Scope::Node(w.street),
         )
         .await;
         let street = w.street;

@@ -691,26 +691,13 @@ both_stores!(
     households_grids_and_compounds_edited_over_the_api,
     |t: crate::support::TestApp| async move {
         use anxin_domain::{Role, Scope};
-        use anxin_store::accounts::UserKind;
         use serde_json::{json, Value};
         let w = world::build(t.store()).await;
         let base = t.serve().await;
-        let worker = world::user(
-            &t,
-            "worker_a",
-            UserKind::Staff,
-            Some((Role::CommunityWorker, Scope::Node(w.comm_a))),
-            None,
-        )
-        .await;
-        let worker_b = world::user(
-            &t,
-            "worker_b",
-            UserKind::Staff,
-            Some((Role::CommunityWorker, Scope::Node(w.comm_b))),
-            None,
-        )
-        .await;
+        let worker =
+            world::staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        let worker_b =
+            world::staff(&t, "worker_b", Role::CommunityWorker, Scope::Node(w.comm_b)).await;
         let patch = |u: &world::User, path: String, body: Value| {
             crate::support::client()
                 .patch(format!("{base}{path}"))

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::support::{client, TestApp};
-use crate::world::{self, user, User, World};
+use crate::world::{self, staff, user, User, World};
 
 /// The square around the building inside the warning (WGS84).
 const INSIDE: (f64, f64) = (104.080, 30.650);
@@ -142,22 +142,8 @@ both_stores!(
         let w = world::build(t.store()).await;
         let zhao = places(&t, &w).await;
         let base = t.serve().await;
-        let worker = user(
-            &t,
-            "worker_a",
-            UserKind::Staff,
-            Some((Role::CommunityWorker, Scope::Node(w.comm_a))),
-            None,
-        )
-        .await;
-        let grid = user(
-            &t,
-            "grid_a1",
-            UserKind::Staff,
-            Some((Role::GridWorker, Scope::Grid(w.grid_a1))),
-            None,
-        )
-        .await;
+        let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        let grid = staff(&t, "grid_a1", Role::GridWorker, Scope::Grid(w.grid_a1)).await;
         let resident = user(
             &t,
             "resident_a1",
@@ -636,12 +622,11 @@ both_stores!(
         // Expiry by the clock.
         t.clock.advance(chrono::Duration::hours(13));
         // (Sessions time out too: sign in again.)
-        let worker = user(
+        let worker = staff(
             &t,
             "worker_a_later",
-            UserKind::Staff,
-            Some((Role::CommunityWorker, Scope::Node(w.comm_a))),
-            None,
+            Role::CommunityWorker,
+            Scope::Node(w.comm_a),
         )
         .await;
         let resident = user(
@@ -718,22 +703,8 @@ both_stores!(cap_round_trip_and_refusals, |t: TestApp| async move {
         .await
         .unwrap();
     let base = t.serve().await;
-    let worker = user(
-        &t,
-        "worker_a",
-        UserKind::Staff,
-        Some((Role::CommunityWorker, Scope::Node(w.comm_a))),
-        None,
-    )
-    .await;
-    let outsider = user(
-        &t,
-        "worker_b",
-        UserKind::Staff,
-        Some((Role::CommunityWorker, Scope::Node(w.comm_b))),
-        None,
-    )
-    .await;
+    let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+    let outsider = staff(&t, "worker_b", Role::CommunityWorker, Scope::Node(w.comm_b)).await;
     let mut body = draft_body(&w, square(Crs::Wgs84), "wgs84");
     body["area"]["nodes"] = json!([w.comm_a]);
     body["area"]["circles"] = json!([{ "lon": 104.08, "lat": 30.65, "radius_m": 500.0 }]);
@@ -983,14 +954,7 @@ mod trusted_sender {
         .await;
         let w = world::build(t.store()).await;
         let base = t.serve().await;
-        let worker = user(
-            &t,
-            "worker_a",
-            UserKind::Staff,
-            Some((Role::CommunityWorker, Scope::Node(w.comm_a))),
-            None,
-        )
-        .await;
+        let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
         let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
 <alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
 <identifier>cma-2026-1102-001</identifier><sender>cma.gov.cn</sender><sent>2026-11-02T09:00:00+08:00</sent>

@@ -231,6 +231,11 @@ pub struct User {
     pub csrf: String,
 }
 
+/// A staff user with one grant, signed in.
+pub async fn staff(t: &TestApp, name: &'static str, role: Role, scope: Scope) -> User {
+    user(t, name, UserKind::Staff, Some((role, scope)), None).await
+}
+
 /// A user with one grant and a signed-in session (second factor satisfied).
 pub async fn user(
     t: &TestApp,
