@@ -18,6 +18,7 @@ pub mod divisions;
 pub mod http;
 pub mod io;
 pub mod monitor;
+pub mod ops;
 pub mod platform;
 pub mod warn;
 pub mod web;

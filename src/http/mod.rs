@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod guard;
 pub mod health;
+pub mod incidents;
 pub mod io;
 pub mod live;
 pub mod map;
@@ -15,10 +16,13 @@ pub mod monitor;
 pub mod notify_callbacks;
 pub mod observe;
 pub mod openapi;
+pub mod passes;
 pub mod people;
 pub mod places;
+pub mod plans;
 pub mod routes;
 pub mod tree;
+pub mod volunteers;
 pub mod warnings;
 
 use axum::Router;
@@ -41,6 +45,10 @@ pub fn table() -> routes::Table {
         .merge(io::routes())
         .merge(monitor::routes())
         .merge(warnings::routes())
+        .merge(plans::routes())
+        .merge(volunteers::routes())
+        .merge(incidents::routes())
+        .merge(passes::routes())
         .merge(notify_callbacks::routes())
         .merge(crate::web::routes())
         .merge(openapi::routes())

@@ -94,6 +94,10 @@ pub fn document() -> OpenApi {
         crate::http::monitor::api(),
         crate::http::notify_callbacks::api(),
         crate::http::warnings::api(),
+        crate::http::plans::api(),
+        crate::http::volunteers::api(),
+        crate::http::incidents::api(),
+        crate::http::passes::api(),
     ] {
         doc.merge(part);
     }

@@ -1133,6 +1133,10 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     TEXTS,
     super::texts_monitor::TEXTS,
     super::texts_warnings::TEXTS,
+    super::texts_plans::TEXTS,
+    super::texts_volunteers::TEXTS,
+    super::texts_incidents::TEXTS,
+    super::texts_passes::TEXTS,
 ];
 
 fn all() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {

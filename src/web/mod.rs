@@ -25,14 +25,22 @@ pub mod forms;
 pub mod forward;
 pub mod households;
 pub mod i18n;
+pub mod incidents;
 pub mod io;
 pub mod manage;
 pub mod map;
+pub mod passes;
 pub mod places;
+pub mod plans;
 pub mod records;
 pub mod resident;
+pub mod texts_incidents;
 pub mod texts_monitor;
+pub mod texts_passes;
+pub mod texts_plans;
+pub mod texts_volunteers;
 pub mod texts_warnings;
+pub mod volunteers;
 pub mod warnings;
 
 use std::sync::OnceLock;
@@ -79,6 +87,10 @@ pub fn routes() -> Table {
         .merge(alarms::routes())
         .merge(devices::routes())
         .merge(warnings::routes())
+        .merge(plans::routes())
+        .merge(volunteers::routes())
+        .merge(incidents::routes())
+        .merge(passes::routes())
 }
 
 /// What every page needs from the request: language, large-text mode, the path (for the
@@ -220,6 +232,11 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "alarms_results.html",
     "warnings.html",
     "device.html",
+    // emergency operations: each part lists its own templates in its block
+    // plans & activation
+    // volunteers & welfare
+    // incident operations
+    // passes
 ];
 
 /// Render `name` with `ctx` plus what every page needs.

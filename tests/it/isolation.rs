@@ -305,7 +305,12 @@ fn sample_body(path: &str, w: &World) -> Option<Value> {
             "crs": "wgs84",
             "geometry": { "type": "Polygon", "coordinates": [[[104.08, 30.65], [104.082, 30.65], [104.082, 30.652], [104.08, 30.65]]] }
         }),
-        _ => return None,
+        _ => {
+            return crate::plans::sample_body(path, w)
+                .or_else(|| crate::volunteers::sample_body(path, w))
+                .or_else(|| crate::incidents::sample_body(path, w))
+                .or_else(|| crate::passes::sample_body(path, w))
+        }
     })
 }
 
@@ -431,6 +436,7 @@ async fn matrix(t: &TestApp) {
     records.extend(a1_places(t, &w).await);
     records.extend(crate::maps::a1_map_records(t, &w).await);
     records.extend(crate::world::monitoring_a1(t.store(), &w).await);
+    records.extend(crate::world::operations_a1(t.store(), &w).await);
 
     let insider = user(
         t,

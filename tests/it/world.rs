@@ -359,3 +359,21 @@ pub async fn monitoring_a1(
         .await
         .unwrap()
 }
+
+/// A1 records of emergency operations for the isolation matrix: each part adds its own, and may
+/// use what the parts before it made (an incident, a plan).
+pub async fn operations_a1(
+    store: &Store,
+    w: &World,
+) -> std::collections::HashMap<&'static str, Uuid> {
+    let mut m = std::collections::HashMap::new();
+    let part = crate::plans::a1(store, w, &m).await;
+    m.extend(part);
+    let part = crate::volunteers::a1(store, w, &m).await;
+    m.extend(part);
+    let part = crate::incidents::a1(store, w, &m).await;
+    m.extend(part);
+    let part = crate::passes::a1(store, w, &m).await;
+    m.extend(part);
+    m
+}

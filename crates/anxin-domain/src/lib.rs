@@ -22,6 +22,7 @@ pub mod ids;
 pub mod mask;
 pub mod people;
 pub mod phone;
+pub mod plan;
 pub mod roles;
 pub mod rules;
 pub mod warning;

@@ -71,6 +71,26 @@ string_enum! {
         ApproveWarning = "approve_warning", "审核预警",
         /// Issue, update and cancel approved warnings; read the reach board.
         IssueWarning = "issue_warning", "发布预警",
+        /// Write, version and review the node's emergency plans (预案).
+        ManagePlans = "manage_plans", "管理预案",
+        /// Activate and deactivate a plan (or a drill), confirm a triggered activation.
+        ActivatePlans = "activate_plans", "启动预案",
+        /// Work an incident: its log, tasks, shelters' check-in, draft situation reports.
+        RunIncidents = "run_incidents", "应急处置",
+        /// Approve and publish situation reports; close an incident and write its review.
+        ApproveReports = "approve_reports", "审核情况报告",
+        /// The volunteer registry and call-outs.
+        ManageVolunteers = "manage_volunteers", "管理志愿者",
+        /// Accept or decline one's own call-outs, check in and out.
+        RespondCallouts = "respond_callouts", "响应召集",
+        /// Record a vulnerable person safe, needing help or moved (welfare checks).
+        RecordWelfare = "record_welfare", "登记安全确认",
+        /// Issue and revoke entry passes during an activation.
+        ManagePasses = "manage_passes", "管理通行证",
+        /// Record people passing a gate (by pass code or ID card).
+        CheckGates = "check_gates", "门岗登记",
+        /// Look up who passed the same gates as a confirmed case (audited).
+        ContactLookup = "contact_lookup", "密接查询",
         ReadOwnHousehold = "read_own_household", "查看本户信息",
         WriteOwnHousehold = "write_own_household", "维护本户信息",
     }
@@ -130,6 +150,15 @@ const COMMUNITY_STAFF: &[Permission] = &[
     P::DraftWarning,
     P::ApproveWarning,
     P::IssueWarning,
+    P::ManagePlans,
+    P::ActivatePlans,
+    P::RunIncidents,
+    P::ApproveReports,
+    P::ManageVolunteers,
+    P::RecordWelfare,
+    P::ManagePasses,
+    P::CheckGates,
+    P::ContactLookup,
 ];
 
 /// Grid workers watch and handle alarms and may draft a warning; approving and issuing one is
@@ -147,6 +176,10 @@ const GRID_STAFF: &[Permission] = &[
     P::ReadMonitor,
     P::HandleAlarms,
     P::DraftWarning,
+    P::RunIncidents,
+    P::RecordWelfare,
+    P::ManagePasses,
+    P::CheckGates,
 ];
 
 const OFFICER: &[Permission] = &[
@@ -159,7 +192,17 @@ const OFFICER: &[Permission] = &[
     P::DraftWarning,
     P::ApproveWarning,
     P::IssueWarning,
+    P::ManagePlans,
+    P::ActivatePlans,
+    P::RunIncidents,
+    P::ApproveReports,
+    P::ManageVolunteers,
+    P::ContactLookup,
 ];
+
+/// Volunteers and deployed cadres answer call-outs, record welfare checks they are given and
+/// staff gates; they see no lists of people.
+const VOLUNTEER: &[Permission] = &[P::RespondCallouts, P::RecordWelfare, P::CheckGates];
 
 impl Role {
     /// What the role may do within the scope of a grant.
@@ -177,7 +220,8 @@ impl Role {
             Role::CommunityWorker => COMMUNITY_STAFF,
             Role::GridWorker => GRID_STAFF,
             Role::Resident => &[P::ReadOwnHousehold, P::WriteOwnHousehold],
-            Role::Provider | Role::Volunteer | Role::Inspector => &[],
+            Role::Volunteer => VOLUNTEER,
+            Role::Provider | Role::Inspector => &[],
         }
     }
 
@@ -364,9 +408,15 @@ mod tests {
             Role::Resident.permissions(),
             &[P::ReadOwnHousehold, P::WriteOwnHousehold]
         );
-        for r in [Role::Provider, Role::Volunteer, Role::Inspector] {
+        for r in [Role::Provider, Role::Inspector] {
             assert!(r.permissions().is_empty());
         }
+        // Volunteers work on what they are given, never on lists of people.
+        for p in [P::ReadPeople, P::ReadVulnerable, P::Unmask, P::ExportData] {
+            assert!(!Role::Volunteer.has(p));
+        }
+        // Contact look-up is for community staff and officers, not grid workers or volunteers.
+        assert!(!Role::GridWorker.has(P::ContactLookup) && !Role::Volunteer.has(P::ContactLookup));
     }
 
     #[test]

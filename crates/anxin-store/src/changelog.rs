@@ -43,6 +43,15 @@ pub const LOGGED_TABLES: &[&str] = &[
     "devices",
     "alarms",
     "warnings",
+    // Emergency operations (0010); volunteers and welfare checks, incident operations and
+    // passes add theirs below, each in its own block.
+    "plans",
+    "plan_versions",
+    "incidents",
+    "incident_tasks",
+    // people on the ground (0011)
+    // incident operations (0012)
+    // access (0013)
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

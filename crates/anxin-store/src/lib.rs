@@ -22,6 +22,7 @@ pub mod maps;
 pub mod migrate;
 pub mod monitor;
 pub mod notify;
+pub mod ops;
 pub mod people;
 mod pg;
 pub mod places;

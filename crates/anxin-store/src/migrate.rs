@@ -36,6 +36,10 @@ pub const SQLITE: &[Migration] = &[
     m!(7, "0007_monitor", "sqlite"),
     m!(8, "0008_warnings", "sqlite"),
     m!(9, "0009_channels", "sqlite"),
+    m!(10, "0010_operations", "sqlite"),
+    m!(11, "0011_people_on_ground", "sqlite"),
+    m!(12, "0012_incident_ops", "sqlite"),
+    m!(13, "0013_access", "sqlite"),
 ];
 pub const POSTGRES: &[Migration] = &[
     m!(1, "0001_base", "postgres"),
@@ -47,11 +51,21 @@ pub const POSTGRES: &[Migration] = &[
     m!(7, "0007_monitor", "postgres"),
     m!(8, "0008_warnings", "postgres"),
     m!(9, "0009_channels", "postgres"),
+    m!(10, "0010_operations", "postgres"),
+    m!(11, "0011_people_on_ground", "postgres"),
+    m!(12, "0012_incident_ops", "postgres"),
+    m!(13, "0013_access", "postgres"),
 ];
 
 /// The schema version each release shipped, newest last (the newest is this build's latest
 /// migration): the upgrade test starts from a database made by the one before.
-pub const RELEASES: &[(&str, i64)] = &[("0.0.1", 2), ("0.1.0", 4), ("0.2.0", 6), ("0.3.0", 9)];
+pub const RELEASES: &[(&str, i64)] = &[
+    ("0.0.1", 2),
+    ("0.1.0", 4),
+    ("0.2.0", 6),
+    ("0.3.0", 9),
+    ("0.4.0", 13),
+];
 
 pub fn list(d: Dialect) -> &'static [Migration] {
     match d {

@@ -1,0 +1,1 @@
+//! Entry passes, gate records and contact look-up (owner: passes). SCAFFOLD.

@@ -1,0 +1,1 @@
+//! Plans and their versions (owner: plans & activation). SCAFFOLD.

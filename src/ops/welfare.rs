@@ -1,0 +1,1 @@
+//! The welfare-check escalation job and call-out notifications (owner: volunteers & welfare). SCAFFOLD.

@@ -1,0 +1,7 @@
+//! Pages for incident operations (owner: incident operations). SCAFFOLD.
+
+use crate::http::routes::Table;
+
+pub fn routes() -> Table {
+    Table::new()
+}

@@ -1,0 +1,7 @@
+//! Pages for passes and access records (owner: passes). SCAFFOLD.
+
+use crate::http::routes::Table;
+
+pub fn routes() -> Table {
+    Table::new()
+}

@@ -1,0 +1,7 @@
+//! Pages for plans and activation (owner: plans & activation). SCAFFOLD.
+
+use crate::http::routes::Table;
+
+pub fn routes() -> Table {
+    Table::new()
+}
