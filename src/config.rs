@@ -24,6 +24,24 @@ pub struct Config {
     pub map: MapConfig,
     pub monitor: crate::monitor::config::MonitorConfig,
     pub warnings: crate::warn::config::WarningsConfig,
+    pub ops: OpsConfig,
+}
+
+/// Emergency operations: how triggered plans start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsConfig {
+    /// A plan started by an issued warning or a raised alarm waits for a person's confirmation
+    /// (imported warnings always do).
+    pub confirm_triggered: bool,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            confirm_triggered: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -568,10 +586,15 @@ const SECTION_DOCS: &[(&str, &str)] = &[
     ("log", "Structured logs (never contain personal data)."),
     ("monitor", "Monitoring: the readings store, rule ticks, retention of raw readings, escalation of unacknowledged alarms. [monitor.mqtt]: the broker subscription; password: set ANXIN_MONITOR__MQTT__PASSWORD."),
     ("warnings", "Warnings to people: this platform's CAP sender and the CAP senders it trusts."),
+    ("ops", "Emergency operations: whether plans started by a warning or an alarm wait for a person's confirmation (imported warnings always do)."),
     ("map", "The map's base layer. offline (default) needs no network: Anxin's own outlines, grids, buildings and facilities. tianditu_key: set ANXIN_MAP__TIANDITU_KEY."),
 ];
 
 const KEY_DOCS: &[(&str, &str)] = &[
+    (
+        "confirm_triggered",
+        "Plans started by an issued warning or a raised alarm wait for confirmation.",
+    ),
     ("listen", "Address to listen on."),
     (
         "secure_cookies",

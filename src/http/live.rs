@@ -82,6 +82,17 @@ fn kinds_for(auth: &Authenticated) -> HashSet<&'static str> {
     if c.has(Permission::DraftWarning) {
         k.insert("warnings");
     }
+    // volunteers & welfare (issue 5)
+    if c.has(Permission::ManageVolunteers) {
+        k.extend(["volunteers", "callouts", "callout_attendance"]);
+    }
+    if c.has(Permission::RecordWelfare) || c.has(Permission::RunIncidents) {
+        k.insert("welfare_checks");
+    }
+    // plans & activation
+    if c.has(Permission::ActivatePlans) || c.has(Permission::RunIncidents) {
+        k.extend(["plans", "plan_versions", "incidents", "incident_tasks"]);
+    }
     k
 }
 

@@ -270,13 +270,13 @@ pub async fn apply(app: &App, events: Vec<(Uuid, Vec<NumberedEvent>)>) -> Vec<(U
         .store
         .write(WriteCtx::system("monitor.alarms"), move |tx| {
             let mut done = Vec::with_capacity(events.len());
-            let mut raised = 0;
+            let mut raised = Vec::new();
             for (device_id, evs) in &events {
                 let Some(upto) = evs.last().map(|e| e.no) else {
                     continue;
                 };
                 if let Some(d) = store_monitor::device_by_id(tx.conn(), *device_id)? {
-                    raised += store_monitor::apply_events(tx, &d, evs)?.raised.len();
+                    raised.extend(store_monitor::apply_events(tx, &d, evs)?.raised);
                 }
                 done.push((*device_id, upto));
             }
@@ -285,8 +285,13 @@ pub async fn apply(app: &App, events: Vec<(Uuid, Vec<NumberedEvent>)>) -> Vec<(U
         .await;
     let done = match r {
         Ok((done, raised)) => {
-            if raised > 0 {
-                tracing::info!(alarms = raised, "alarms raised");
+            if !raised.is_empty() {
+                tracing::info!(alarms = raised.len(), "alarms raised");
+                // Plans with a matching alarm trigger start, off the pipeline's path.
+                let app = app.clone();
+                tokio::spawn(async move {
+                    crate::ops::triggers::on_alarms_raised(&app, raised).await;
+                });
             }
             done
         }

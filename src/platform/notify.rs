@@ -99,6 +99,32 @@ pub const TEMPLATES: &[Template] = &[
         email_body: Some("{node}辖区设备 {device} 的 {alarm} 告警已 {minutes} 分钟未确认，请及时处置。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
         secret_params: false,
     },
+    // volunteers & welfare (issue 5)
+    Template {
+        id: "callout",
+        params: &["incident", "community"],
+        sms: Some("【安心社区】志愿者召集：{incident}。请登录安心社区「我的召集」确认是否响应（{community}）。"),
+        email_subject: Some("【安心社区】志愿者召集：{incident}"),
+        email_body: Some("{incident}\n\n请登录安心社区「我的召集」确认是否响应（{community}）。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
+        secret_params: false,
+    },
+    Template {
+        id: "welfare_escalated",
+        params: &["incident", "node", "count", "level"],
+        sms: Some("【安心社区】不漏一人：{incident}中{node}有{count}名重点人员的安全确认超时未完成，已升级至{level}，请立即核实。"),
+        email_subject: Some("【安心社区】安全确认超时：{count}人"),
+        email_body: Some("{incident}中{node}有 {count} 名重点人员的安全确认超时未完成，已升级至{level}，请立即核实。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
+        secret_params: false,
+    },
+    // plans & activation (issue 5)
+    Template {
+        id: "incident_tasks",
+        params: &["incident", "count", "due"],
+        sms: Some("【安心社区】{incident}已启动，您有{count}项处置任务，最早须于{due}前完成。请登录安心社区查看。"),
+        email_subject: Some("【安心社区】处置任务：{incident}"),
+        email_body: Some("{incident}已启动，您有 {count} 项处置任务，最早须于 {due} 前完成。请登录安心社区查看。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
+        secret_params: false,
+    },
 ];
 
 pub fn template(id: &str) -> Option<&'static Template> {

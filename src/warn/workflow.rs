@@ -108,6 +108,10 @@ pub async fn issue(app: &App, caller: Caller, ctx: WriteCtx, id: Uuid) -> Result
         .write(ctx.clone(), move |tx| warnings::issue(tx, &caller, id))
         .await?;
     send(app, &ctx, &f).await?;
+    // Plans whose trigger matches start (pending confirmation unless configured away).
+    if let Some(w) = &f.warning {
+        crate::ops::triggers::on_warning_issued(app, w).await;
+    }
     Ok(f)
 }
 
@@ -123,6 +127,10 @@ pub async fn update(
         .write(ctx.clone(), move |tx| warnings::update(tx, &caller, id, u))
         .await?;
     send(app, &ctx, &f).await?;
+    // A raised level may match a plan the first version did not (same trigger id: once only).
+    if let Some(w) = &f.warning {
+        crate::ops::triggers::on_warning_issued(app, w).await;
+    }
     Ok(f)
 }
 

@@ -234,7 +234,14 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "device.html",
     // emergency operations: each part lists its own templates in its block
     // plans & activation
+    "plans.html",
+    "plan.html",
+    "plan_version.html",
     // volunteers & welfare
+    "welfare.html",
+    "volunteer_home.html",
+    "volunteer_callouts.html",
+    "volunteers.html",
     // incident operations
     // passes
 ];

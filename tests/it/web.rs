@@ -448,6 +448,7 @@ async fn pages_answer_outsiders_like_missing_records() {
         .await
         .unwrap();
     let monitoring = world::monitoring_a1(t.store(), &w).await;
+    let operations = world::operations_a1(t.store(), &w).await;
     let base = t.serve().await;
     let outsiders = [
         staff_page_session(&base, "outsider_b").await,
@@ -476,7 +477,9 @@ async fn pages_answer_outsiders_like_missing_records() {
             "alarms" => monitoring["alarms"],
             "devices" => monitoring["devices"],
             "warnings" => w.warning_a1,
-            other => panic!("no A1 record of kind {other}"),
+            other => *operations
+                .get(other)
+                .unwrap_or_else(|| panic!("no A1 record of kind {other}")),
         };
         let real = e.path.replace("{id}", &id.to_string());
         let missing = e.path.replace("{id}", &uuid::Uuid::now_v7().to_string());

@@ -50,6 +50,10 @@ pub const LOGGED_TABLES: &[&str] = &[
     "incidents",
     "incident_tasks",
     // people on the ground (0011)
+    "volunteers",
+    "callouts",
+    "callout_attendance",
+    "welfare_checks",
     // incident operations (0012)
     // access (0013)
 ];

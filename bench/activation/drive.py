@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Drive one activation benchmark against a running `anxin serve` (called by bench/activation/run).
+
+Signs in as the demo's district officer, writes a district plan (every vulnerable person checked,
+a set of tasks, volunteers called out, the district's shelters opened), adopts it, waits
+`--settle` seconds (the latency generator runs meanwhile), activates it and prints
+`activate_ms=`, the incident id and the step counts as key=value lines. Then the anchor, in the
+same run: the rows the activation created, bulk-inserted again into empty copies of their tables
+(indexes included) in one transaction — SQLite through Python's sqlite3 with the server's pragmas,
+PostgreSQL through psql — `anchor_ms=` and `anchor_rows=`.
+"""
+import argparse
+import http.cookiejar
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--database", required=True)
+    ap.add_argument("--user", default="district")
+    ap.add_argument("--password", default="Anxin-demo-2026")
+    ap.add_argument("--district", default="510104")
+    ap.add_argument("--volunteers", type=int, default=200)
+    ap.add_argument("--settle", type=float, default=3.0)
+    a = ap.parse_args()
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    csrf = ""
+
+    def call(method, path, body=None, ok=(200, 201)):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(a.base + path, data=data, method=method)
+        req.add_header("content-type", "application/json")
+        if csrf:
+            req.add_header("x-csrf-token", csrf)
+        try:
+            with opener.open(req, timeout=600) as r:
+                status, text = r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read().decode()
+        if status not in ok:
+            sys.exit(f"{method} {path}: HTTP {status} {text}")
+        return json.loads(text) if text else None
+
+    me = call("POST", "/api/v1/auth/login", {"username": a.user, "password": a.password})
+    csrf = me["csrf"]
+    user_id = call("GET", "/api/v1/auth/me")["user"]["id"]
+    district = call("GET", f"/api/v1/nodes/by-code/{a.district}")["id"]
+    shelters = call("GET", f"/api/v1/facilities?under={district}&kind=shelter&limit=50")["items"]
+    body = {
+        "risks": ["flood"],
+        "triggers": [{"kind": "warning", "min_level": "red", "categories": ["flood"]}],
+        "roles": [
+            {"key": "commander", "name": "指挥长", "user_id": user_id},
+            {"key": "liaison", "name": "联络员", "user_id": None},
+        ],
+        "tasks": [
+            {"title": f"防汛任务 {i + 1}", "role": "commander" if i % 2 else "liaison",
+             "due_minutes": 30 + 10 * i}
+            for i in range(12)
+        ],
+        "shelters": [s["id"] for s in shelters],
+        "volunteers": {"count": a.volunteers, "skills": []},
+        "welfare_checks": True,
+        "welfare_escalate_minutes": 30,
+    }
+    plan = call("POST", "/api/v1/plans",
+                {"node_id": district, "name": f"锦江区防汛预案 {int(time.time())}",
+                 "review_period_days": 365})
+    version = call("POST", f"/api/v1/plans/{plan['id']}/versions",
+                   {"body": body, "change_summary": "benchmark"})
+    call("POST", f"/api/v1/plan-versions/{version['id']}/adopt")
+    time.sleep(a.settle)
+    t0 = time.perf_counter()
+    inc = call("POST", f"/api/v1/plans/{plan['id']}/activate", {"exercise": True})
+    ms = (time.perf_counter() - t0) * 1000
+    incident = inc.get("incident", inc)
+    print(f"activate_ms={ms:.0f} incident={incident['id']} shelters={len(shelters)}")
+    print("summary=" + json.dumps(incident.get("summary", {}), ensure_ascii=False, separators=(",", ":")))
+    time.sleep(a.settle)
+    anchor(a.database, incident["id"])
+
+
+def tables_with_incident(cols_of):
+    return [t for t, cols in cols_of.items() if "incident_id" in cols]
+
+
+def anchor(database, incident):
+    if database.startswith("sqlite://"):
+        import sqlite3
+        path = database[len("sqlite://"):]
+        db = sqlite3.connect(path, isolation_level=None, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        names = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'bench_%'")]
+        cols_of = {n: [r[1] for r in db.execute(f"PRAGMA table_info({n})")] for n in names}
+        tables = ["incidents"] + tables_with_incident(cols_of)
+        ddl = []
+        for t in tables:
+            for (sql,) in db.execute(
+                    "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
+                    "ORDER BY type DESC", (t,)):
+                ddl.append(sql.replace(f" {t} ", f" bench_{t} ", 1)
+                              .replace(f" ON {t} ", f" ON bench_{t} ")
+                              .replace(f"INDEX {t}", f"INDEX bench_{t}")
+                              .replace(f'"{t}"', f"bench_{t}"))
+        for t in tables:
+            db.execute(f"DROP TABLE IF EXISTS bench_{t}")
+        for d in ddl:
+            # Foreign keys point at the real tables; the copies keep them (same checks).
+            db.execute(d.replace("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX IF NOT EXISTS ")
+                        .replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS "))
+        key = lambda t: "id" if t == "incidents" else "incident_id"
+        n = sum(db.execute(f"SELECT count(*) FROM {t} WHERE {key(t)} = ?", (incident,)).fetchone()[0]
+                for t in tables)
+        t0 = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        for t in tables:
+            db.execute(f"INSERT INTO bench_{t} SELECT * FROM {t} WHERE {key(t)} = ?", (incident,))
+        db.execute("COMMIT")
+        ms = (time.perf_counter() - t0) * 1000
+        for t in tables:
+            db.execute(f"DROP TABLE bench_{t}")
+    else:
+        url = database
+        q = lambda sql: subprocess.run(["psql", "-qAtX", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                                       check=True, capture_output=True, text=True).stdout
+        names = q("SELECT table_name FROM information_schema.columns WHERE column_name = 'incident_id' "
+                  "AND table_schema = current_schema()").split()
+        tables = ["incidents"] + sorted(set(names))
+        setup = "".join(f"DROP TABLE IF EXISTS bench_{t}; CREATE TABLE bench_{t} (LIKE {t} INCLUDING ALL);"
+                        for t in tables)
+        q(setup)
+        script = ["\\timing on", "BEGIN;"]
+        n = 0
+        for t in tables:
+            key = "id" if t == "incidents" else "incident_id"
+            cnt = int(q(f"SELECT count(*) FROM {t} WHERE {key} = '{incident}'"))
+            n += cnt
+            script.append(f"INSERT INTO bench_{t} SELECT * FROM {t} WHERE {key} = '{incident}';")
+        script.append("COMMIT;")
+        out = subprocess.run(["psql", "-qX", "-v", "ON_ERROR_STOP=1", url], input="\n".join(script),
+                             check=True, capture_output=True, text=True).stdout
+        ms = sum(float(l.split()[1]) for l in out.splitlines() if l.startswith("Time:"))
+        q("".join(f"DROP TABLE bench_{t};" for t in tables))
+    print(f"anchor_ms={ms:.0f} anchor_rows={n} anchor_tables={','.join(tables)}")
+
+
+if __name__ == "__main__":
+    main()
