@@ -82,6 +82,19 @@ fn kinds_for(auth: &Authenticated) -> HashSet<&'static str> {
     if c.has(Permission::DraftWarning) {
         k.insert("warnings");
     }
+    // Incident operations: everyone who works on incidents (ops::incident_reach).
+    if c.has(Permission::RunIncidents)
+        || c.has(Permission::ActivatePlans)
+        || c.has(Permission::ApproveReports)
+    {
+        k.extend([
+            "incidents",
+            "incident_tasks",
+            "incident_sitreps",
+            "shelter_stays",
+            "incident_reviews",
+        ]);
+    }
     k
 }
 

@@ -236,7 +236,19 @@ const TEMPLATES: &[(&str, &str)] = templates![
     // plans & activation
     // volunteers & welfare
     // incident operations
+    "incidents.html",
+    "incident.html",
+    "incident_task_rows.html",
+    "incident_tasks.html",
+    "sitrep.html",
+    "review.html",
     // passes
+    "gates.html",
+    "gate.html",
+    "passes.html",
+    "pass.html",
+    "pass_contacts.html",
+    "pass_resident.html",
 ];
 
 /// Render `name` with `ctx` plus what every page needs.

@@ -51,7 +51,13 @@ pub const LOGGED_TABLES: &[&str] = &[
     "incident_tasks",
     // people on the ground (0011)
     // incident operations (0012)
+    "incident_sitreps",
+    "shelter_stays",
+    "incident_reviews",
     // access (0013)
+    "gates",
+    "passes",
+    "gate_records",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
