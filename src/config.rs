@@ -323,6 +323,8 @@ pub struct RetentionConfig {
     pub notifications_days: i64,
     /// Days finished jobs are kept.
     pub jobs_days: i64,
+    /// Days gate records (whereabouts, 出入记录) are kept, change-log entries included.
+    pub gate_records_days: i64,
 }
 
 impl Default for RetentionConfig {
@@ -332,6 +334,7 @@ impl Default for RetentionConfig {
             sessions_days: 30,
             notifications_days: 90,
             jobs_days: 14,
+            gate_records_days: 28,
         }
     }
 }
@@ -485,6 +488,9 @@ impl Config {
 
     /// Check what types cannot: values in range.
     pub fn validate(&self) -> Result<(), String> {
+        if self.retention.gate_records_days < 1 {
+            return Err("retention.gate_records_days must be at least 1".into());
+        }
         if self.retention.audit_days < 180 {
             return Err("retention.audit_days must be at least 180 (six months)".into());
         }
@@ -660,6 +666,10 @@ const KEY_DOCS: &[(&str, &str)] = &[
     ),
     ("notifications_days", "Days delivery records are kept."),
     ("jobs_days", "Days finished jobs are kept."),
+    (
+        "gate_records_days",
+        "Days gate records (whereabouts, 出入记录) are kept, change-log entries included.",
+    ),
     ("format", "Log format: text or json."),
     ("filter", "Log filter, e.g. info,anxin=debug."),
     (

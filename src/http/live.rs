@@ -90,8 +90,21 @@ fn kinds_for(auth: &Authenticated) -> HashSet<&'static str> {
         k.insert("welfare_checks");
     }
     // plans & activation
-    if c.has(Permission::ActivatePlans) || c.has(Permission::RunIncidents) {
-        k.extend(["plans", "plan_versions", "incidents", "incident_tasks"]);
+    if c.has(Permission::ManagePlans) || c.has(Permission::ActivatePlans) {
+        k.extend(["plans", "plan_versions"]);
+    }
+    // Incident operations: everyone who works on incidents (ops::incident_reach).
+    if c.has(Permission::RunIncidents)
+        || c.has(Permission::ActivatePlans)
+        || c.has(Permission::ApproveReports)
+    {
+        k.extend([
+            "incidents",
+            "incident_tasks",
+            "incident_sitreps",
+            "shelter_stays",
+            "incident_reviews",
+        ]);
     }
     k
 }

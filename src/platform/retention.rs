@@ -19,7 +19,10 @@ pub const HOUR: u32 = 3;
 
 /// The rules for the configured periods.
 pub fn rules(c: &RetentionConfig) -> Vec<RetentionRule> {
-    store_retention::platform_rules(c.sessions_days, c.notifications_days, c.jobs_days)
+    let mut rules =
+        store_retention::platform_rules(c.sessions_days, c.notifications_days, c.jobs_days);
+    rules.push(anxin_store::ops::passes::gate_records_rule(c.gate_records_days));
+    rules
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

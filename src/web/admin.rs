@@ -572,7 +572,7 @@ async fn revoke(
 
 /// The otpauth URI as a QR code: an SVG image inline as a `data:` URI (the page's CSP allows
 /// `img-src data:`), so nothing leaves the server and no script draws it.
-fn qr_data_uri(uri: &str) -> Option<String> {
+pub(crate) fn qr_data_uri(uri: &str) -> Option<String> {
     let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
     let svg = code
         .render::<qrcode::render::svg::Color>()

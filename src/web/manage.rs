@@ -82,6 +82,12 @@ fn who(s: &Session) -> minijinja::Value {
         "audit": c.has(Permission::ReadAudit),
         "monitor": c.has(Permission::ReadMonitor),
         "warnings": c.has(Permission::DraftWarning) || c.has(Permission::IssueWarning),
+        "plans": c.has(Permission::ManagePlans) || c.has(Permission::ActivatePlans),
+        "incidents": c.has(Permission::RunIncidents)
+            || c.has(Permission::ActivatePlans)
+            || c.has(Permission::ApproveReports),
+        "volunteers": c.has(Permission::ManageVolunteers),
+        "gates": c.has(Permission::ManagePasses) || c.has(Permission::CheckGates),
         "users": c.has(Permission::ManageAccounts) || c.has(Permission::ManageGrants),
         "totp": s.mfa_required(),
     }))

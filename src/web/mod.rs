@@ -243,7 +243,19 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "volunteer_callouts.html",
     "volunteers.html",
     // incident operations
+    "incidents.html",
+    "incident.html",
+    "incident_task_rows.html",
+    "incident_tasks.html",
+    "sitrep.html",
+    "review.html",
     // passes
+    "gates.html",
+    "gate.html",
+    "passes.html",
+    "pass.html",
+    "pass_contacts.html",
+    "pass_resident.html",
 ];
 
 /// Render `name` with `ctx` plus what every page needs.

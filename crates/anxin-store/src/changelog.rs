@@ -55,7 +55,13 @@ pub const LOGGED_TABLES: &[&str] = &[
     "callout_attendance",
     "welfare_checks",
     // incident operations (0012)
+    "incident_sitreps",
+    "shelter_stays",
+    "incident_reviews",
     // access (0013)
+    "gates",
+    "passes",
+    "gate_records",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

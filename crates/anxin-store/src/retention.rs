@@ -36,6 +36,9 @@ pub struct RetentionRule {
     pub key_column: Option<&'static str>,
     /// The row's unique key, used to delete in batches.
     pub id_column: &'static str,
+    /// For a logged table (records written through `Tx`): its change-log kind. The row's
+    /// change-log entries are deleted with it (whereabouts must not outlive their period there).
+    pub log_kind: Option<&'static str>,
 }
 
 /// Rules for the platform's operational tables, given the configured periods in days.
@@ -53,6 +56,7 @@ pub fn platform_rules(
             extra: None,
             key_column: None,
             id_column: "id",
+            log_kind: None,
         },
         RetentionRule {
             kind: "login_codes",
@@ -62,6 +66,7 @@ pub fn platform_rules(
             extra: None,
             key_column: None,
             id_column: "id",
+            log_kind: None,
         },
         RetentionRule {
             kind: "jobs",
@@ -71,6 +76,7 @@ pub fn platform_rules(
             extra: Some("status IN ('done', 'failed')"),
             key_column: None,
             id_column: "id",
+            log_kind: None,
         },
         RetentionRule {
             kind: "notifications",
@@ -80,6 +86,7 @@ pub fn platform_rules(
             extra: Some("status IN ('sent', 'failed')"),
             key_column: Some("key_id"),
             id_column: "id",
+            log_kind: None,
         },
         // Replies to messages (sealed text): kept as long as the messages.
         RetentionRule {
@@ -90,6 +97,7 @@ pub fn platform_rules(
             extra: None,
             key_column: Some("key_id"),
             id_column: "id",
+            log_kind: None,
         },
     ]
 }
@@ -110,6 +118,14 @@ fn is_ident(s: &str) -> bool {
 
 /// Delete the rows of `rule` older than `now - keep`, batch by batch.
 pub async fn purge(store: &Store, rule: &RetentionRule, now: DateTime<Utc>) -> Result<Purged> {
+    if let Some(kind) = rule.log_kind {
+        if !crate::changelog::LOGGED_TABLES.contains(&kind) || kind != rule.table {
+            return Err(StoreError::Backend(format!(
+                "retention rule {}: {kind} is not the rule's logged table",
+                rule.kind
+            )));
+        }
+    }
     for name in [rule.table, rule.time_column, rule.id_column]
         .into_iter()
         .chain(rule.key_column)
@@ -168,10 +184,24 @@ fn purge_batch(
     let mut deleted = 0;
     for row in &rows {
         let id = row.raw("purge_id")?.clone();
-        deleted += tx.execute_unlogged(
-            &format!("DELETE FROM {} WHERE {} = $1", r.table, r.id_column),
-            &[id],
-        )?;
+        deleted += match r.log_kind {
+            // A logged table: the record and its whole history go together, around `Tx` on
+            // purpose (a purge is not a change to log).
+            Some(kind) => {
+                tx.conn().execute(
+                    "DELETE FROM change_log WHERE kind = $1 AND record_id = $2",
+                    &[kind.into(), id.clone()],
+                )?;
+                tx.conn().execute(
+                    &format!("DELETE FROM {} WHERE {} = $1", r.table, r.id_column),
+                    &[id],
+                )?
+            }
+            None => tx.execute_unlogged(
+                &format!("DELETE FROM {} WHERE {} = $1", r.table, r.id_column),
+                &[id],
+            )?,
+        };
         if r.key_column.is_some() {
             if let Some(k) = row.get::<Option<Uuid>>("purge_key")? {
                 env.keys.shred(tx.conn(), k)?;
