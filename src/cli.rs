@@ -50,9 +50,10 @@ pub struct DemoArgs {
     /// How many people to generate, spread over 锦江区 as the default 100,000 are (benchmarks).
     #[arg(long, default_value_t = crate::demo::DEFAULT_PEOPLE)]
     pub people: usize,
-    /// Instead of building: replay a scenario (`rainstorm`) through the demo's gauges into a
-    /// running server, in real time (about a minute and a half).
-    #[arg(long, value_parser = ["rainstorm"])]
+    /// Instead of building: replay a scenario into a running server — `rainstorm` through the
+    /// demo's gauges, in real time (about a minute and a half); `flood`, a scripted incident from
+    /// a red warning through the plan's activation, volunteers and welfare checks to the review.
+    #[arg(long, value_parser = ["rainstorm", "flood"])]
     pub replay: Option<String>,
     /// The running server for `--replay`.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -218,7 +219,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let demo_first = matches!(&cli.command, Command::Serve(ServeArgs { demo: true, .. }));
     if let Command::Demo(DemoArgs {
-        replay: Some(_),
+        replay: Some(scenario),
         base,
         ..
     }) = &cli.command
@@ -226,6 +227,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        if scenario == "flood" {
+            return rt.block_on(crate::demo_ops::replay_flood(base));
+        }
         return rt.block_on(crate::demo_monitor::replay(
             base,
             90,

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod demo_monitor;
+pub mod demo_ops;
 pub mod divisions;
 pub mod http;
 pub mod io;

@@ -27,6 +27,17 @@ use crate::platform::notify::{self, ChannelKind};
 /// The notification template of an assignee's tasks.
 pub const TEMPLATE: &str = "incident_tasks";
 
+/// After an activation commits: the task assignees and the volunteers called out are told.
+/// Failures are logged; the activation stands.
+pub async fn after_activation(app: &App, i: &Incident) {
+    notify_assignees(app, i).await;
+    if i.status == "active" {
+        if let Err(e) = crate::ops::welfare::notify_callouts(app, i.id).await {
+            tracing::warn!(incident = %i.id, error = %e, "call-out messages not queued");
+        }
+    }
+}
+
 /// After an activation commits: tell each assignee with a duty phone how many tasks they have
 /// and the first deadline. Failures are logged; the activation stands.
 pub async fn notify_assignees(app: &App, i: &Incident) {
@@ -92,7 +103,7 @@ pub async fn activate(
             activation::activate(tx, &caller, plan_id, &opts)
         })
         .await?;
-    notify_assignees(app, &i).await;
+    after_activation(app, &i).await;
     Ok(i)
 }
 
@@ -102,7 +113,7 @@ pub async fn confirm(app: &App, caller: Caller, ctx: WriteCtx, id: Uuid) -> Resu
         .store
         .write(ctx, move |tx| activation::confirm(tx, &caller, id))
         .await?;
-    notify_assignees(app, &i).await;
+    after_activation(app, &i).await;
     Ok(i)
 }
 
@@ -148,7 +159,7 @@ async fn start(
         };
         match r {
             Ok(Some(i)) => {
-                notify_assignees(app, &i).await;
+                after_activation(app, &i).await;
                 out.push(i);
             }
             Ok(None) => {}

@@ -21,7 +21,9 @@ pub const HOUR: u32 = 3;
 pub fn rules(c: &RetentionConfig) -> Vec<RetentionRule> {
     let mut rules =
         store_retention::platform_rules(c.sessions_days, c.notifications_days, c.jobs_days);
-    rules.push(anxin_store::ops::passes::gate_records_rule(c.gate_records_days));
+    rules.push(anxin_store::ops::passes::gate_records_rule(
+        c.gate_records_days,
+    ));
     rules
 }
 

@@ -143,3 +143,57 @@ async fn demo_gauges_take_a_replayed_rainstorm() {
     let again = anxin::demo::build_with(&t.app, 300).await.unwrap();
     assert!(again.starts_with("demo already present"), "{again}");
 }
+
+/// `anxin demo --replay flood`: the scripted incident runs from a red warning through the
+/// plan's confirmed activation, a volunteer's accepted call-out and welfare checks, a published
+/// situation report and the stand-down to a review whose lesson proposes a plan revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_flood_incident_runs_from_warning_to_review() {
+    let t = support::TestApp::new(support::Backend::Sqlite).await;
+    let summary = anxin::demo::build_with(&t.app, 1500).await.unwrap();
+    assert!(
+        summary.contains("14 plan and volunteer records"),
+        "{summary}"
+    );
+    let base = t.serve().await;
+    anxin::demo_ops::replay_flood(&base).await.unwrap();
+    let q = |sql: &'static str| {
+        let store = t.store().clone();
+        async move { store.read(move |c, _| c.query_i64(sql, &[])).await.unwrap() }
+    };
+    assert_eq!(
+        q("SELECT count(*) FROM incidents WHERE status = 'reviewed' AND trigger_kind = 'warning'")
+            .await,
+        1
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM callouts WHERE user_id IS NOT NULL AND responded_at IS NOT NULL")
+            .await,
+        1,
+        "the volunteer account answered its call-out"
+    );
+    assert_eq!(q("SELECT count(*) FROM callout_attendance").await, 1);
+    let checks = q("SELECT count(*) FROM welfare_checks").await;
+    let safe = q("SELECT count(*) FROM welfare_checks WHERE status = 'safe'").await;
+    assert!(checks > 0, "the community's vulnerable people get checks");
+    assert_eq!(safe, checks.min(3));
+    assert_eq!(
+        q("SELECT count(*) FROM welfare_checks WHERE status = 'open'").await,
+        0,
+        "stand-down closes every open check"
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM incident_sitreps WHERE status = 'published'").await,
+        1
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM plan_versions WHERE status = 'proposed' AND review_id IS NOT NULL")
+            .await,
+        1
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM facilities WHERE status = 'open'").await,
+        0,
+        "the shelter is back in normal service"
+    );
+}

@@ -399,10 +399,7 @@ mod tests {
         );
         let mut b = body();
         b.roles[1].key = "commander".into();
-        assert_eq!(
-            b.validate(),
-            Err(invalid("plan.duplicate", "roles[1].key"))
-        );
+        assert_eq!(b.validate(), Err(invalid("plan.duplicate", "roles[1].key")));
         let mut b = body();
         b.roles[0].key = "指挥".into();
         assert_eq!(
