@@ -259,24 +259,9 @@ fn task_rows(ui: &Ui, tasks: &[inc::Task]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The activation's counts, one line per step: `tasks: created 3`.
-fn summary_lines(summary: &serde_json::Value) -> Vec<String> {
-    let Some(m) = summary.as_object() else {
-        return Vec::new();
-    };
-    m.iter()
-        .map(|(step, v)| {
-            let counts = match v.as_object() {
-                Some(o) => o
-                    .iter()
-                    .map(|(k, x)| format!("{k} {x}"))
-                    .collect::<Vec<_>>()
-                    .join("，"),
-                None => v.to_string(),
-            };
-            format!("{step}：{counts}")
-        })
-        .collect()
+/// The activation's counts, one sentence per step (and the stand-down's, once closed).
+fn summary_lines(ui: &Ui, summary: &serde_json::Value) -> Vec<String> {
+    anxin_store::ops::describe_summary(summary, ui.lang == crate::web::Lang::En)
 }
 
 async fn show(
@@ -362,7 +347,7 @@ async fn show(
                 "activated": local_opt(x.activated_at), "confirmed": local_opt(x.confirmed_at),
                 "closed": local_opt(x.closed_at), "created": local(x.created_at),
             })),
-            summary => summary_lines(&x.summary),
+            summary => summary_lines(&ui, &x.summary),
             counts => minijinja::Value::from_serialize(json!({
                 "open_tasks": open_tasks, "done_tasks": done_tasks,
                 "shelters": shelters.len(), "sheltered": sheltered,
@@ -579,15 +564,21 @@ fn figure_rows(ui: &Ui, f: &serde_json::Value) -> Vec<serde_json::Value> {
         "value": format!("{} / {}", n(&sh["occupancy"]), n(&sh["capacity"])),
     }));
     out.push(json!({ "label": i18n::t(ui.lang, "inc.fig_sheltered"), "value": n(&sh["sheltered_in_incident"]) }));
-    for line in summary_lines(&f["activation"]) {
+    for line in summary_lines(ui, &f["activation"]) {
         out.push(json!({ "label": i18n::t(ui.lang, "inc.summary"), "value": line }));
     }
-    for (key, label) in [
-        ("welfare", "inc.fig_welfare"),
-        ("callouts", "inc.fig_callouts"),
+    for (key, label, states) in [
+        ("welfare", "inc.fig_welfare", "welfare.status."),
+        ("callouts", "inc.fig_callouts", "vol.callout."),
     ] {
         if let Some(m) = f[key].as_object() {
-            let parts: Vec<String> = m.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            let parts: Vec<String> = m
+                .iter()
+                .map(|(s, n)| {
+                    let name = i18n::lookup(ui.lang, &format!("{states}{s}")).unwrap_or(s);
+                    format!("{name} {n}")
+                })
+                .collect();
             out.push(json!({ "label": i18n::t(ui.lang, label), "value": parts.join("，") }));
         }
     }

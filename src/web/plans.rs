@@ -75,8 +75,24 @@ pub fn routes() -> Table {
             v,
             post(reject),
         )
-        .route("/manage/pending/{id}/confirm", &["POST"], i, post(confirm))
-        .route("/manage/pending/{id}/decline", &["POST"], i, post(decline))
+        .route(
+            "/manage/incidents/{id}/confirm",
+            &["POST"],
+            i,
+            post(confirm),
+        )
+        .route(
+            "/manage/incidents/{id}/decline",
+            &["POST"],
+            i,
+            post(decline),
+        )
+        .route(
+            "/manage/incidents/{id}/deactivate",
+            &["POST"],
+            i,
+            post(deactivate),
+        )
 }
 
 macro_rules! staff {
@@ -473,6 +489,25 @@ async fn decline(
         })
         .await;
     step(&ui, r, |_| "/manage/plans".to_owned()).await
+}
+
+/// Stand the plan down: the steps close in reverse order and the incident is closed; the
+/// incident page then offers the review.
+async fn deactivate(
+    ui: Ui,
+    State(app): State<App>,
+    s: Result<Staff, AuthError>,
+    Path(id): Path<Uuid>,
+) -> Response {
+    let s = staff!(ui, s);
+    let caller = s.caller().clone();
+    let r = app
+        .store
+        .write(s.write_ctx(), move |tx| {
+            activation::deactivate(tx, &caller, id)
+        })
+        .await;
+    step(&ui, r, |i| format!("/manage/incidents/{}", i.id)).await
 }
 
 // ---- the version form --------------------------------------------------------------------------

@@ -83,8 +83,9 @@ pub fn sample_body(path: &str, w: &World) -> Option<Value> {
         | "/manage/plans/{id}/activate"
         | "/manage/plan-versions/{id}/adopt"
         | "/manage/plan-versions/{id}/reject"
-        | "/manage/pending/{id}/confirm"
-        | "/manage/pending/{id}/decline" => json!({}),
+        | "/manage/incidents/{id}/confirm"
+        | "/manage/incidents/{id}/decline"
+        | "/manage/incidents/{id}/deactivate" => json!({}),
         "/api/v1/plans/{id}/review"
         | "/api/v1/plan-versions/{id}/adopt"
         | "/api/v1/plan-versions/{id}/reject"
@@ -1476,13 +1477,13 @@ both_stores!(
         // The pending activation is offered on the plans page, with its confirm button.
         let (_, html) = page(&base, &worker, "/manage/plans").await;
         assert!(
-            html.contains(&format!("/manage/pending/{}/confirm", i.id)),
+            html.contains(&format!("/manage/incidents/{}/confirm", i.id)),
             "{html}"
         );
         let (s, loc, _) = post_form(
             &base,
             &worker,
-            &format!("/manage/pending/{}/confirm", i.id),
+            &format!("/manage/incidents/{}/confirm", i.id),
             &[],
         )
         .await;

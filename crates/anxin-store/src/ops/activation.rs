@@ -171,7 +171,7 @@ fn run_steps(
             tx,
             incident_id,
             &format!("activation.{}", step.name()),
-            &format!("{}: {}", step.name(), counts_text(&counts)),
+            &super::describe_step(step.name(), super::Phase::Activate, &counts, false),
             None,
         )?;
         summary.insert(step.name().to_owned(), counts);
@@ -186,19 +186,6 @@ fn run_steps(
         ],
     )?;
     Ok(summary)
-}
-
-/// `{"created": 3, "ids": [...]}` → `created 3`: the numbers only, for the timeline.
-fn counts_text(counts: &Json) -> String {
-    match counts.as_object() {
-        Some(m) => m
-            .iter()
-            .filter(|(_, v)| v.is_number())
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        None => String::new(),
-    }
 }
 
 /// Activate a plan by hand (or as a drill): the incident and everything the steps create, in
@@ -412,7 +399,7 @@ pub fn deactivate(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<Incident> {
             tx,
             id,
             &format!("deactivation.{}", step.name()),
-            &format!("{}: {}", step.name(), counts_text(&counts)),
+            &super::describe_step(step.name(), super::Phase::Deactivate, &counts, false),
             None,
         )?;
         closed.push(json!({ "step": step.name(), "counts": counts }));

@@ -186,3 +186,162 @@ pub fn log(
     )?;
     Ok(())
 }
+
+/// Whether a step's counts describe its activation or its stand-down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Activate,
+    Deactivate,
+}
+
+/// (step, phase, zh-CN, English): how each step's counts read, `{name}` standing for a count
+/// (a list counts its items). A capability that adds a step adds its lines here.
+const STEP_TEXTS: &[(&str, Phase, &str, &str)] = &[
+    (
+        "tasks",
+        Phase::Activate,
+        "任务：新建 {created} 项（其中 {unassigned} 项角色未指定，交由启动人）",
+        "Tasks: {created} created ({unassigned} of unfilled roles, given to whoever activated)",
+    ),
+    (
+        "callouts",
+        Phase::Activate,
+        "志愿者召集：计划 {requested} 人，已召集 {called} 人",
+        "Volunteers: {called} called of {requested} asked for",
+    ),
+    (
+        "welfare",
+        Phase::Activate,
+        "不漏一人：为 {checks} 位重点人群建立核查（{to_helpers} 位交由其帮扶人）",
+        "Welfare checks: {checks} created ({to_helpers} assigned to the person's helper)",
+    ),
+    (
+        "shelters",
+        Phase::Activate,
+        "避难场所：开放 {opened} 处（此前已开放 {already_open} 处）",
+        "Shelters: {opened} opened ({already_open} already open)",
+    ),
+    (
+        "shelters",
+        Phase::Deactivate,
+        "避难场所：{closed} 处恢复日常使用",
+        "Shelters: {closed} back in normal service",
+    ),
+    (
+        "welfare",
+        Phase::Deactivate,
+        "不漏一人：{checked} 位已核查，{closed_unchecked} 位未核查即结束",
+        "Welfare checks: {checked} done, {closed_unchecked} closed unchecked",
+    ),
+    (
+        "callouts",
+        Phase::Deactivate,
+        "志愿者召集：结束 {ended} 项，签退 {checked_out} 人",
+        "Volunteers: {ended} call-outs ended, {checked_out} checked out",
+    ),
+    (
+        "tasks",
+        Phase::Deactivate,
+        "任务：取消未完成的 {cancelled} 项",
+        "Tasks: {cancelled} open tasks cancelled",
+    ),
+];
+
+/// One step's counts as a sentence (`en`: English, else zh-CN), for the timeline and pages; a
+/// step without a sentence reads `step: name n, …`.
+pub fn describe_step(step: &str, phase: Phase, counts: &serde_json::Value, en: bool) -> String {
+    let count = |k: &str| match &counts[k] {
+        serde_json::Value::Array(a) => a.len().to_string(),
+        serde_json::Value::Null => "0".to_owned(),
+        v => v.to_string(),
+    };
+    match STEP_TEXTS
+        .iter()
+        .find(|(s, p, ..)| *s == step && *p == phase)
+    {
+        Some((_, _, zh, english)) => {
+            let mut out = (if en { *english } else { *zh }).to_owned();
+            while let Some(start) = out.find('{') {
+                let Some(len) = out[start..].find('}') else {
+                    break;
+                };
+                let key = out[start + 1..start + len].to_owned();
+                out.replace_range(start..=start + len, &count(&key));
+            }
+            out
+        }
+        None => {
+            let parts: Vec<String> = counts
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(_, v)| v.is_number())
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("{step}: {}", parts.join(", "))
+        }
+    }
+}
+
+/// An incident's summary (`{"step": counts, …, "deactivated": [{"step", "counts"}, …]}`) as
+/// sentences, activation first, then the stand-down in the order it ran.
+pub fn describe_summary(summary: &serde_json::Value, en: bool) -> Vec<String> {
+    let Some(m) = summary.as_object() else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = STEPS
+        .iter()
+        .filter_map(|s| {
+            m.get(s.name())
+                .map(|c| describe_step(s.name(), Phase::Activate, c, en))
+        })
+        .collect();
+    // Steps no longer listed (an older incident's) still show.
+    for (k, c) in m {
+        if k != "deactivated" && !STEPS.iter().any(|s| s.name() == k) {
+            out.push(describe_step(k, Phase::Activate, c, en));
+        }
+    }
+    if let Some(d) = m.get("deactivated").and_then(|d| d.as_array()) {
+        for e in d {
+            let step = e["step"].as_str().unwrap_or_default();
+            out.push(describe_step(step, Phase::Deactivate, &e["counts"], en));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_read_as_sentences() {
+        let s = serde_json::json!({
+            "tasks": { "created": 3, "unassigned": 0 },
+            "shelters": { "opened": 2, "already_open": 0, "ids": ["a", "b"] },
+            "deactivated": [{ "step": "shelters", "counts": { "closed": 2 } }],
+            "later_step": { "made": 4 }
+        });
+        let zh = describe_summary(&s, false);
+        assert_eq!(zh[0], "任务：新建 3 项（其中 0 项角色未指定，交由启动人）");
+        assert_eq!(zh[1], "避难场所：开放 2 处（此前已开放 0 处）");
+        assert_eq!(zh[2], "later_step: made 4");
+        assert_eq!(zh[3], "避难场所：2 处恢复日常使用");
+        let en = describe_summary(&s, true);
+        assert_eq!(
+            en[0],
+            "Tasks: 3 created (0 of unfilled roles, given to whoever activated)"
+        );
+        for (step, phase, zh, en) in STEP_TEXTS {
+            assert!(STEPS.iter().any(|s| s.name() == *step), "{step}");
+            assert_eq!(
+                zh.matches('{').count(),
+                en.matches('{').count(),
+                "{step} {phase:?}"
+            );
+        }
+    }
+}
