@@ -52,7 +52,7 @@ def main():
     csrf = me["csrf"]
     user_id = call("GET", "/api/v1/auth/me")["user"]["id"]
     district = call("GET", f"/api/v1/nodes/by-code/{a.district}")["id"]
-    shelters = call("GET", f"/api/v1/facilities?under={district}&kind=shelter&limit=50")["items"]
+    shelters = call("GET", f"/api/v1/facilities?under={district}&kind=shelter&limit=100")["items"]
     body = {
         "risks": ["flood"],
         "triggers": [{"kind": "warning", "min_level": "red", "categories": ["flood"]}],
@@ -82,7 +82,9 @@ def main():
     ms = (time.perf_counter() - t0) * 1000
     incident = inc.get("incident", inc)
     print(f"activate_ms={ms:.0f} incident={incident['id']} shelters={len(shelters)}")
-    print("summary=" + json.dumps(incident.get("summary", {}), ensure_ascii=False, separators=(",", ":")))
+    summary = {k: {c: n for c, n in v.items() if not isinstance(n, list)} if isinstance(v, dict) else v
+               for k, v in incident.get("summary", {}).items()}
+    print("summary=" + json.dumps(summary, ensure_ascii=False, separators=(",", ":")))
     time.sleep(a.settle)
     anchor(a.database, incident["id"])
 

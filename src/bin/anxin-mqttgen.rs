@@ -413,15 +413,29 @@ async fn publish(
 
 // ---- readings count ---------------------------------------------------------------------------
 
+/// Committed readings: in the readings SQLite file, or (a `postgres://` URL) in the
+/// `anxin_readings` schema of the main PostgreSQL database.
 fn readings_count(db: &str) -> anyhow::Result<u64> {
-    let out = std::process::Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(db)
-        .arg("SELECT count(*) FROM readings")
-        .output()
-        .context("run sqlite3")?;
+    let out = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        std::process::Command::new("psql")
+            .args([
+                "-qAtX",
+                db,
+                "-c",
+                "SELECT count(*) FROM anxin_readings.readings",
+            ])
+            .output()
+            .context("run psql")?
+    } else {
+        std::process::Command::new("sqlite3")
+            .arg("-readonly")
+            .arg(db)
+            .arg("SELECT count(*) FROM readings")
+            .output()
+            .context("run sqlite3")?
+    };
     if !out.status.success() {
-        bail!("sqlite3: {}", String::from_utf8_lossy(&out.stderr));
+        bail!("readings count: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }

@@ -342,6 +342,42 @@ impl<'a> Tx<'a> {
         Ok(row)
     }
 
+    /// Update `cols` of every record of `table` that `filter` selects (SQL over the table's
+    /// columns, its own placeholders numbered from `$1`), in one statement; each record gets its
+    /// change-log entry exactly as with [`Tx::update`]. Returns the records as stored. Not for
+    /// `people` (their name grams are kept one by one by [`Tx::update`]).
+    pub fn update_where(
+        &mut self,
+        table: &str,
+        cols: &[(&str, Value)],
+        filter: &str,
+        filter_params: &[Value],
+    ) -> Result<Vec<Row>> {
+        let kind = logged(table)?;
+        if kind == "people" {
+            return Err(StoreError::Backend(
+                "update_where on people: use Tx::update".into(),
+            ));
+        }
+        let sets: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!("{c} = ${}", i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE {table} SET {} WHERE {} RETURNING *",
+            sets.join(", "),
+            shift_placeholders(filter, cols.len())
+        );
+        let mut vals: Vec<Value> = cols.iter().map(|(_, v)| v.clone()).collect();
+        vals.extend_from_slice(filter_params);
+        let rows = self.conn.query(&sql, &vals)?;
+        for row in &rows {
+            self.log(kind, Op::Update, row)?;
+        }
+        Ok(rows)
+    }
+
     /// Delete one record; the log keeps an entry without an image.
     pub fn delete(&mut self, table: &str, id: Uuid) -> Result<()> {
         let kind = logged(table)?;
@@ -492,4 +528,35 @@ fn append_batched(
         conn.execute(&sql, &vals)?;
     }
     Ok(events)
+}
+
+/// `$1 … $n` in `sql` renumbered to `$(1 + by) … $(n + by)`.
+fn shift_placeholders(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' || !chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push(c);
+            continue;
+        }
+        let mut n = 0usize;
+        while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+            n = n * 10 + d as usize;
+            chars.next();
+        }
+        out.push('$');
+        out.push_str(&(n + by).to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod shift_tests {
+    #[test]
+    fn placeholders_shift_past_the_set_values() {
+        assert_eq!(
+            super::shift_placeholders("a = $1 AND b IN ($2, $10) AND c = '$x'", 3),
+            "a = $4 AND b IN ($5, $13) AND c = '$x'"
+        );
+    }
 }

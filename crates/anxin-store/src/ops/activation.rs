@@ -166,7 +166,13 @@ fn run_steps(
     };
     let mut summary = serde_json::Map::new();
     for step in STEPS {
+        let started = std::time::Instant::now();
         let counts = step.activate(tx, &a)?;
+        tracing::debug!(
+            step = step.name(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "activation step"
+        );
         log(
             tx,
             incident_id,
@@ -537,23 +543,15 @@ impl ActivationStep for TaskStep {
         Ok(json!({ "created": n, "unassigned": unassigned }))
     }
     fn deactivate(&self, tx: &mut Tx, id: Uuid, at: DateTime<Utc>) -> Result<serde_json::Value> {
-        let ids: Vec<Uuid> = tx
-            .query(
-                "SELECT id FROM incident_tasks WHERE incident_id = $1 \
-                 AND status IN ('open', 'in_progress') ORDER BY id",
+        let cancelled = tx
+            .update_where(
+                "incident_tasks",
+                &[("status", "cancelled".into()), ("updated_at", at.into())],
+                "incident_id = $1 AND status IN ('open', 'in_progress')",
                 &params![id],
             )?
-            .iter()
-            .map(|r| r.get("id"))
-            .collect::<Result<_>>()?;
-        for t in &ids {
-            tx.update(
-                "incident_tasks",
-                *t,
-                &[("status", "cancelled".into()), ("updated_at", at.into())],
-            )?;
-        }
-        Ok(json!({ "cancelled": ids.len() }))
+            .len();
+        Ok(json!({ "cancelled": cancelled }))
     }
 }
 

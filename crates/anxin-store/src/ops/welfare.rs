@@ -808,23 +808,19 @@ impl ActivationStep for WelfareStep {
     }
 
     fn deactivate(&self, tx: &mut Tx, id: Uuid, at: DateTime<Utc>) -> Result<serde_json::Value> {
-        let open = tx.conn().query(
-            "SELECT id FROM welfare_checks WHERE incident_id = $1 AND status = 'open' ORDER BY id",
-            &params![id],
-        )?;
-        for r in &open {
-            let cid: Uuid = r.get("id")?;
-            tx.update(
+        // One statement for the whole scope (a district has thousands), each row still logged.
+        let n = tx
+            .update_where(
                 "welfare_checks",
-                cid,
                 &[
                     ("status", "closed_unchecked".into()),
                     ("recorded_at", at.into()),
                     ("updated_at", at.into()),
                 ],
-            )?;
-        }
-        let n = open.len();
+                "incident_id = $1 AND status = 'open'",
+                &params![id],
+            )?
+            .len();
         let checked = tx.conn().query_i64(
             "SELECT count(*) FROM welfare_checks WHERE incident_id = $1 AND status IN ('safe', 'need_help', 'moved')",
             &params![id],
