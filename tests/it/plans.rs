@@ -569,6 +569,24 @@ both_stores!(
         );
         assert_eq!(b["summary"]["tasks"]["created"], json!(2), "{b}");
         assert_eq!(b["summary"]["shelters"]["opened"], json!(1), "{b}");
+        // The timeline has the steps in the order they ran, though one write stamped them all
+        // with the same time.
+        let (s, log) = call(
+            &base,
+            &worker,
+            "GET",
+            &format!("/api/v1/incidents/{id}/log"),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{log}");
+        let steps: Vec<&str> = log["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l["kind"].as_str()?.strip_prefix("activation."))
+            .collect();
+        assert_eq!(steps, ["tasks", "callouts", "welfare", "shelters"], "{log}");
         // Tasks: the commander's to the grid worker, the unfilled liaison's to the confirming user.
         let tasks = t
             .store()

@@ -73,7 +73,9 @@ CREATE UNIQUE INDEX incidents_trigger ON incidents (plan_id, trigger_kind, trigg
     WHERE trigger_id IS NOT NULL;
 
 -- The timeline: everything that happens in an incident, from every part of the system.
+-- seq orders the lines (one write stamps all its lines with the same time).
 CREATE TABLE incident_log (
+    seq BIGINT NOT NULL,
     id TEXT PRIMARY KEY,
     incident_id TEXT NOT NULL REFERENCES incidents (id),
     at TEXT NOT NULL,
@@ -85,7 +87,7 @@ CREATE TABLE incident_log (
     ref_kind TEXT,
     ref_id TEXT
 );
-CREATE INDEX incident_log_incident ON incident_log (incident_id, at);
+CREATE INDEX incident_log_incident ON incident_log (incident_id, seq);
 
 CREATE TABLE incident_tasks (
     id TEXT PRIMARY KEY,

@@ -241,7 +241,7 @@ pub fn timeline(conn: &mut dyn Conn, caller: &Caller, id: Uuid, q: &LogQuery) ->
     }
     let rows = conn.query(
         "SELECT l.*, u.display_name FROM incident_log l LEFT JOIN users u ON u.id = l.actor \
-         WHERE l.incident_id = $1 ORDER BY l.at, l.id LIMIT $2 OFFSET $3",
+         WHERE l.incident_id = $1 ORDER BY l.seq LIMIT $2 OFFSET $3",
         &params![inc.id, limit + 1, offset],
     )?;
     let more = rows.len() as i64 > limit;

@@ -180,8 +180,9 @@ pub fn log(
         None => (None, None),
     };
     tx.execute_unlogged(
-        "INSERT INTO incident_log (id, incident_id, at, actor, kind, summary, ref_kind, ref_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO incident_log (seq, id, incident_id, at, actor, kind, summary, ref_kind, ref_id) \
+         VALUES ((SELECT COALESCE(max(seq), 0) + 1 FROM incident_log WHERE incident_id = $2), \
+         $1, $2, $3, $4, $5, $6, $7, $8)",
         &params![id, incident_id, at, actor, kind, summary, ref_kind, ref_id],
     )?;
     Ok(())
