@@ -277,8 +277,9 @@ pub fn timeline(conn: &mut dyn Conn, caller: &Caller, id: Uuid, q: &LogQuery) ->
 // ---------------------------------------------------------------------------------------------
 // Tasks.
 
-/// A task of an incident.
+/// A task of an incident (`IncidentTask` in the API document: warnings have their own `Task`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = IncidentTask))]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Task {
     pub id: Uuid,
