@@ -1289,6 +1289,17 @@ both_stores!(
         let inc = start_incident(t.store(), w.comm_a, welfare_body(20)).await;
         let pn = w.person_a1n;
         assert_eq!(check_state(t.store(), inc, pn).await.0, 0);
+        // The board counts escalations, not where activation put a check (one without a helper
+        // starts with the grid).
+        let escalated_on_board = || async {
+            t.store()
+                .read(move |c, _| {
+                    anxin_store::ops::welfare::board(c, &Caller::system(), inc).map(|b| b.escalated)
+                })
+                .await
+                .unwrap()
+        };
+        assert_eq!(escalated_on_board().await, 0);
         // Not yet due: nothing moves.
         t.clock.advance(chrono::Duration::minutes(19));
         let r = anxin::ops::welfare::run(&t.app).await.unwrap();
@@ -1297,6 +1308,7 @@ both_stores!(
         t.clock.advance(chrono::Duration::minutes(2));
         let r = anxin::ops::welfare::run(&t.app).await.unwrap();
         assert_eq!(r.escalated, 2);
+        assert_eq!(escalated_on_board().await, 2);
         let (l, a, due) = check_state(t.store(), inc, pn).await;
         assert_eq!((l, a), (1, None));
         assert_eq!(due, t.clock.now() + chrono::Duration::minutes(20));

@@ -84,6 +84,8 @@ CREATE TABLE welfare_checks (
     name_mask TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('open', 'safe', 'need_help', 'moved', 'closed_unchecked')),
     level BIGINT NOT NULL DEFAULT 0,
+    -- How many times it went up a level for want of an answer (0: where activation put it).
+    escalations BIGINT NOT NULL DEFAULT 0,
     assignee_user_id UUID REFERENCES users (id),
     due_at TIMESTAMPTZ NOT NULL,
     recorded_by UUID REFERENCES users (id),

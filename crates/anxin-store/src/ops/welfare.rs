@@ -298,10 +298,10 @@ pub fn board(conn: &mut dyn Conn, caller: &Caller, incident_id: Uuid) -> Result<
     let rows = conn.query(
         &format!(
             "SELECT w.compound_id, cn.name AS compound_name, w.status, \
-             CASE WHEN w.level > 0 THEN 1 ELSE 0 END AS up, count(*) AS n \
+             CASE WHEN w.escalations > 0 THEN 1 ELSE 0 END AS up, count(*) AS n \
              FROM welfare_checks w LEFT JOIN nodes cn ON cn.id = w.compound_id \
              WHERE w.incident_id = $1 AND {p} GROUP BY w.compound_id, cn.name, w.status, \
-             CASE WHEN w.level > 0 THEN 1 ELSE 0 END"
+             CASE WHEN w.escalations > 0 THEN 1 ELSE 0 END"
         ),
         &params,
     )?;
@@ -533,7 +533,7 @@ fn escalate_minutes(tx: &mut Tx, incident: Uuid) -> Result<i64> {
 pub fn escalate_due(tx: &mut Tx, limit: i64) -> Result<Vec<Escalated>> {
     let now = tx.now();
     let rows = tx.conn().query(
-        "SELECT w.id, w.incident_id, i.title, w.level, w.community_id, w.grid_id, w.name_mask \
+        "SELECT w.id, w.incident_id, i.title, w.level, w.escalations, w.community_id, w.grid_id, w.name_mask \
          FROM welfare_checks w JOIN incidents i ON i.id = w.incident_id \
          WHERE w.status = 'open' AND w.due_at <= $1 AND w.level < $2 AND i.status = 'active' \
          ORDER BY w.due_at, w.id LIMIT $3",
@@ -562,6 +562,7 @@ pub fn escalate_due(tx: &mut Tx, limit: i64) -> Result<Vec<Escalated>> {
             id,
             &[
                 ("level", level.into()),
+                ("escalations", (r.get::<i64>("escalations")? + 1).into()),
                 ("assignee_user_id", Value::Null),
                 ("due_at", (now + Duration::minutes(m)).into()),
                 ("updated_at", now.into()),
