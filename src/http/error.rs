@@ -100,3 +100,24 @@ impl From<anxin_domain::DomainError> for ApiError {
         ApiError::invalid(e.code(), field, e.to_string())
     }
 }
+
+/// A JSON body, or the one error shape (`request.body_invalid`) naming what did not parse.
+pub fn body<T>(
+    b: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    b.map(|axum::Json(v)| v)
+        .map_err(|r| ApiError::new(r.status(), "request.body_invalid", r.body_text()))
+}
+
+/// Query parameters, or the one error shape (`request.query_invalid`, 400).
+pub fn query<T>(
+    q: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    q.map(|axum::extract::Query(v)| v).map_err(|r| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "request.query_invalid",
+            r.body_text(),
+        )
+    })
+}

@@ -4,6 +4,7 @@
 //! Every handler calls `anxin_store::ops::incidents`, which checks the permission in the
 //! caller's scope; an incident outside the caller's reach answers like a missing one.
 
+use crate::http::error::{body, query};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -129,21 +130,6 @@ struct Api;
 
 pub fn api() -> utoipa::openapi::OpenApi {
     <Api as utoipa::OpenApi>::openapi()
-}
-
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v)
-        .map_err(|r| ApiError::new(r.status(), "request.body_invalid", r.body_text()))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|r| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "request.query_invalid",
-            r.body_text(),
-        )
-    })
 }
 
 /// Incidents in the caller's reach: active first; drills are marked `exercise`.

@@ -16,6 +16,7 @@
 //!   households as CSV/XLSX): the list within the caller's reach, masked (people: unless the
 //!   caller holds `Unmask` and asks `?unmask=1`); audited (`export`).
 
+use crate::http::error::query;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -176,16 +177,6 @@ pub fn routes() -> Table {
         );
     }
     t
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|r| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "request.query_invalid",
-            r.body_text(),
-        )
-    })
 }
 
 struct Job {

@@ -5,6 +5,7 @@
 //! WGS84) and answered in it; a drawing names the `crs` it was drawn in and is stored in WGS84
 //! with that system remembered (`anxin_store::maps`). Staff only.
 
+use crate::http::error::{body, query};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -61,21 +62,6 @@ pub fn routes() -> Table {
             Serves::Records("grids"),
             post(set_outline),
         )
-}
-
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v)
-        .map_err(|r| ApiError::new(r.status(), "request.body_invalid", r.body_text()))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|r| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "request.query_invalid",
-            r.body_text(),
-        )
-    })
 }
 
 /// The coordinate system to answer a layer in.

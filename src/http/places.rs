@@ -8,6 +8,7 @@
 //! holder's phone is masked everywhere; `POST /duties/{id}/unmask` shows it in clear, audited
 //! before the answer leaves (and withheld if the audit cannot be written).
 
+use crate::http::error::{body, query};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -121,20 +122,6 @@ pub fn routes() -> Table {
 }
 
 /// A JSON body, or the one error shape when it is not JSON of the expected form.
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v)
-        .map_err(|r| ApiError::new(r.status(), "request.body_invalid", r.body_text()))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|r| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "request.query_invalid",
-            r.body_text(),
-        )
-    })
-}
 
 // --- buildings ---------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 //! decline and deactivation of incidents. Every step checks its permission in the caller's scope
 //! (`anxin_store::ops`); a record outside the caller's reach is answered like a missing one.
 
+use crate::http::error::{body, query};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -97,21 +98,6 @@ struct Api;
 
 pub fn api() -> utoipa::openapi::OpenApi {
     <Api as utoipa::OpenApi>::openapi()
-}
-
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v)
-        .map_err(|r| ApiError::new(r.status(), "request.body_invalid", r.body_text()))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|r| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "request.query_invalid",
-            r.body_text(),
-        )
-    })
 }
 
 /// Plans in the caller's reach, with `review_overdue` and the drills held.

@@ -5,6 +5,7 @@
 //! Every step checks its permission in the caller's scope (`anxin_domain::warning`); a warning
 //! outside the caller's reach is answered like a missing one.
 
+use crate::http::error::{body, query};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -120,21 +121,6 @@ struct Api;
 
 pub fn api() -> utoipa::openapi::OpenApi {
     <Api as utoipa::OpenApi>::openapi()
-}
-
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v)
-        .map_err(|r| ApiError::new(r.status(), "request.body_invalid", r.body_text()))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|r| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "request.query_invalid",
-            r.body_text(),
-        )
-    })
 }
 
 #[utoipa::path(

@@ -29,16 +29,7 @@ use crate::http::routes::{Serves, Table};
 use crate::http::ApiError;
 use crate::web::forms::{enum_label, Fields};
 use crate::web::manage::who_ctx;
-use crate::web::{error_page, forward, i18n, refused, render, see_other, Input, Ui};
-
-macro_rules! staff {
-    ($ui:expr, $s:expr) => {
-        match $s {
-            Ok(s) => s,
-            Err(e) => return refused(&$ui, e),
-        }
-    };
-}
+use crate::web::{error_page, forward, i18n, render, see_other, Input, Ui};
 
 pub fn routes() -> Table {
     Table::new()

@@ -22,16 +22,7 @@ use crate::http::guard::{AuthError, Staff};
 use crate::http::routes::{Serves, Table};
 use crate::http::ApiError;
 use crate::web::forms::{self, answer, enum_label, form_page, text, Field, Fields, FormPage, Opt};
-use crate::web::{error_page, i18n, refused, render, see_other, Input, Ui};
-
-macro_rules! staff {
-    ($ui:expr, $s:expr) => {
-        match $s {
-            Ok(s) => s,
-            Err(e) => return refused(&$ui, e),
-        }
-    };
-}
+use crate::web::{error_page, i18n, render, see_other, Input, Ui};
 
 pub fn routes() -> Table {
     Table::new()

@@ -27,7 +27,7 @@ use crate::http::guard::{AuthError, Staff};
 use crate::http::routes::{Serves, Table};
 use crate::http::ApiError;
 use crate::web::forms::{self, text, Field, Fields, FormPage, Opt};
-use crate::web::{error_page, i18n, local_path, refused, render, see_other, Input, Ui};
+use crate::web::{error_page, i18n, local_path, render, see_other, Input, Ui};
 
 pub fn routes() -> Table {
     let i = Serves::Records("incidents");
@@ -92,15 +92,6 @@ pub fn routes() -> Table {
             Serves::Records("incident_reviews"),
             get(review_page),
         )
-}
-
-macro_rules! staff {
-    ($ui:expr, $s:expr) => {
-        match $s {
-            Ok(s) => s,
-            Err(e) => return refused(&$ui, e),
-        }
-    };
 }
 
 macro_rules! page_try {

@@ -17,6 +17,17 @@
 //! - Front-end libraries (htmx, Leaflet) are embedded from `web/node_modules` at the versions
 //!   pinned in `web/package-lock.json` (see `build.rs`) and served from `/static/vendor/`.
 
+/// The staff guard's result, or the page that refuses (sign-in for no session, 403 otherwise).
+/// Defined before the page modules so each of them can use it.
+macro_rules! staff {
+    ($ui:expr, $s:expr) => {
+        match $s {
+            Ok(s) => s,
+            Err(e) => return crate::web::refused(&$ui, e),
+        }
+    };
+}
+
 pub mod admin;
 pub mod alarms;
 pub mod assets;

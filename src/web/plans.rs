@@ -28,7 +28,7 @@ use crate::http::guard::{AuthError, Staff};
 use crate::http::routes::{Serves, Table};
 use crate::http::ApiError;
 use crate::web::forms::{enum_label, text, Fields};
-use crate::web::{error_page, i18n, refused, render, see_other, Input, Ui};
+use crate::web::{error_page, i18n, render, see_other, Input, Ui};
 
 /// Rows the version form offers.
 const ROLE_ROWS: usize = 6;
@@ -93,15 +93,6 @@ pub fn routes() -> Table {
             i,
             post(deactivate),
         )
-}
-
-macro_rules! staff {
-    ($ui:expr, $s:expr) => {
-        match $s {
-            Ok(s) => s,
-            Err(e) => return refused(&$ui, e),
-        }
-    };
 }
 
 fn local(t: chrono::DateTime<chrono::Utc>) -> String {

@@ -26,16 +26,7 @@ use crate::web::forms::{
     self, action, answer, enum_label, fact, fact_link, form_page, put, record_page, text, Field,
     Fields, FormPage, Opt, RecordPage, Section,
 };
-use crate::web::{error_page, i18n, refused, Input, Ui};
-
-macro_rules! staff {
-    ($ui:expr, $s:expr) => {
-        match $s {
-            Ok(s) => s,
-            Err(e) => return refused(&$ui, e),
-        }
-    };
-}
+use crate::web::{error_page, i18n, Input, Ui};
 
 macro_rules! done {
     ($ui:expr, $r:expr) => {

@@ -27,7 +27,7 @@ use crate::web::forms::{
     self, enum_label, fact, float, form_page, location_fields, text, Field, Fields, FormPage, Opt,
     RecordPage, Section,
 };
-use crate::web::{error_page, i18n, refused, render, see_other, Input, Ui};
+use crate::web::{error_page, i18n, render, see_other, Input, Ui};
 
 pub fn routes() -> Table {
     let w = Serves::Records("warnings");
@@ -43,15 +43,6 @@ pub fn routes() -> Table {
         .route("/manage/warnings/{id}/approve", &["POST"], w, post(approve))
         .route("/manage/warnings/{id}/issue", &["POST"], w, post(issue))
         .route("/manage/warnings/{id}/cancel", &["POST"], w, post(cancel))
-}
-
-macro_rules! staff {
-    ($ui:expr, $s:expr) => {
-        match $s {
-            Ok(s) => s,
-            Err(e) => return refused(&$ui, e),
-        }
-    };
 }
 
 /// Asia/Shanghai, to the minute, as the forms take it.
