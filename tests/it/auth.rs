@@ -3,6 +3,7 @@
 //! duties and grant validity. Time moves only through the manual clock.
 #![allow(clippy::unwrap_used)]
 
+use crate::world::code;
 use anxin::http::admin::create_staff_user;
 use anxin::platform::notify::{outbox_messages, ChannelKind};
 use anxin_domain::roles::{Role, Scope};
@@ -94,10 +95,6 @@ impl Browser {
         }
         (s, v)
     }
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
 }
 
 fn base32_decode(s: &str) -> Vec<u8> {

@@ -4,6 +4,7 @@
 //! part's.
 #![allow(clippy::unwrap_used)]
 
+use crate::world::{call, code};
 use std::collections::HashMap;
 
 use anxin_domain::{Clock, Role, Scope};
@@ -155,28 +156,6 @@ async fn user_id(store: &Store, username: &'static str) -> Uuid {
         })
         .await
         .unwrap()
-}
-
-async fn call(base: &str, u: &User, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client()
-        .request(m, format!("{base}{path}"))
-        .header("cookie", &u.cookie)
-        .header("x-csrf-token", &u.csrf);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let s = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
 }
 
 fn ids(v: &Value) -> Vec<String> {

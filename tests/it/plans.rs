@@ -3,6 +3,7 @@
 //! deactivation.
 #![allow(clippy::unwrap_used)]
 
+use crate::world::call;
 use std::collections::HashMap;
 
 use anxin_domain::{Clock, Role, Scope};
@@ -97,24 +98,6 @@ pub fn sample_body(path: &str, w: &World) -> Option<Value> {
 }
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-async fn call(base: &str, u: &User, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client()
-        .request(m, format!("{base}{path}"))
-        .header("cookie", &u.cookie)
-        .header("x-csrf-token", &u.csrf);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let s = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 async fn user_id(t: &TestApp, username: &'static str) -> Uuid {
     t.store()

@@ -1,6 +1,7 @@
 //! Stories of emergency operations: volunteers, call-outs and welfare checks (不漏一人).
 #![allow(clippy::unwrap_used)]
 
+use crate::world::{call, code};
 use std::collections::HashMap;
 
 use anxin_domain::plan::PlanBody;
@@ -153,24 +154,6 @@ async fn user_id(store: &Store, name: &'static str) -> Uuid {
         .unwrap()
 }
 
-async fn call(base: &str, u: &User, method: &str, path: &str, b: Option<Value>) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client()
-        .request(m, format!("{base}{path}"))
-        .header("cookie", &u.cookie)
-        .header("x-csrf-token", &u.csrf);
-    if let Some(b) = b {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let s = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 async fn get(base: &str, u: &User, path: &str) -> (u16, Value) {
     call(base, u, "GET", path, None).await
 }
@@ -190,10 +173,6 @@ async fn pass(t: &TestApp, base: &str, users: &[&User], minutes: i64) {
             get(base, u, "/api/v1/callouts?mine=true").await;
         }
     }
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
 }
 
 /// Vulnerable people: 张三丰 (A1, two categories, in a compound's building), 李四 (A1, with a

@@ -1,6 +1,7 @@
 //! Warning stories: workflow, targeting, channels, reach, CAP.
 #![allow(clippy::unwrap_used)]
 
+use crate::world::call;
 use anxin_domain::geo::{self, Crs, LonLat};
 use anxin_domain::{Role, Scope};
 use anxin_store::accounts::UserKind;
@@ -100,24 +101,6 @@ async fn places(t: &TestApp, w: &World) -> Uuid {
         })
         .await
         .unwrap()
-}
-
-async fn call(base: &str, u: &User, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client()
-        .request(m, format!("{base}{path}"))
-        .header("cookie", &u.cookie)
-        .header("x-csrf-token", &u.csrf);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let s = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 fn draft_body(w: &World, area: Value, crs: &str) -> Value {

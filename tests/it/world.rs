@@ -377,3 +377,34 @@ pub async fn operations_a1(
     m.extend(part);
     m
 }
+
+/// A JSON API call as `u` (session cookie and CSRF token): the status and the body (a string
+/// when it is not JSON).
+pub async fn call(
+    base: &str,
+    u: &User,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = crate::support::client()
+        .request(m, format!("{base}{path}"))
+        .header("cookie", &u.cookie)
+        .header("x-csrf-token", &u.csrf);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let s = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        s,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// The error code of an error answer ("" when there is none).
+pub fn code(v: &serde_json::Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
