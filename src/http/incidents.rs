@@ -340,14 +340,7 @@ async fn approve(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = staff.caller().clone();
-    Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                inc::approve_sitrep(tx, &caller, id)
-            })
-            .await?,
-    ))
+    sitrep_step(app, staff, id, inc::approve_sitrep).await
 }
 
 /// Publish an approved report.
@@ -361,12 +354,24 @@ async fn publish(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
+    sitrep_step(app, staff, id, inc::publish_sitrep).await
+}
+
+/// One step of a report's workflow, by the signed-in staff member.
+async fn sitrep_step(
+    app: App,
+    staff: Staff,
+    id: Uuid,
+    step: fn(
+        &mut anxin_store::Tx,
+        &anxin_store::scope::Caller,
+        Uuid,
+    ) -> anxin_store::Result<inc::Sitrep>,
+) -> Result<Json<inc::Sitrep>, ApiError> {
     let caller = staff.caller().clone();
     Ok(Json(
         app.store
-            .write(staff.write_ctx(), move |tx| {
-                inc::publish_sitrep(tx, &caller, id)
-            })
+            .write(staff.write_ctx(), move |tx| step(tx, &caller, id))
             .await?,
     ))
 }
