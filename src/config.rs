@@ -25,6 +25,9 @@ pub struct Config {
     pub monitor: crate::monitor::config::MonitorConfig,
     pub warnings: crate::warn::config::WarningsConfig,
     pub ops: OpsConfig,
+    pub hazards: crate::hazards::config::HazardsConfig,
+    pub risks: crate::hazards::config::RisksConfig,
+    pub supervision: crate::hazards::config::SupervisionConfig,
 }
 
 /// Emergency operations: how triggered plans start.
@@ -593,10 +596,49 @@ const SECTION_DOCS: &[(&str, &str)] = &[
     ("monitor", "Monitoring: the readings store, rule ticks, retention of raw readings, escalation of unacknowledged alarms. [monitor.mqtt]: the broker subscription; password: set ANXIN_MONITOR__MQTT__PASSWORD."),
     ("warnings", "Warnings to people: this platform's CAP sender and the CAP senders it trusts."),
     ("ops", "Emergency operations: whether plans started by a warning or an alarm wait for a person's confirmation (imported warnings always do)."),
+    ("hazards", "The hazard ledger: what each grade requires ([[hazards.grades]]: fix_within, plan_within, needs_acceptance; terms such as \"3 days\", \"7 working days\", \"24 hours\") and how overdue hazards escalate."),
+    ("risks", "The risk register: the longest time between reviews and when owners are reminded."),
+    ("supervision", "Supervision (红黄牌): the thresholds that give a community a yellow or a red card."),
     ("map", "The map's base layer. offline (default) needs no network: Anxin's own outlines, grids, buildings and facilities. tianditu_key: set ANXIN_MAP__TIANDITU_KEY."),
 ];
 
 const KEY_DOCS: &[(&str, &str)] = &[
+    (
+        "escalate_every_hours",
+        "Hours past its deadline after which an open hazard goes up one more level.",
+    ),
+    (
+        "max_review_months",
+        "The longest a risk may go between reviews, in months.",
+    ),
+    (
+        "remind_days_before",
+        "Days before a risk review is due that its owner is reminded.",
+    ),
+    (
+        "yellow_on_time_below",
+        "Yellow card below this share of hazards closed on time.",
+    ),
+    (
+        "red_on_time_below",
+        "Red card below this share of hazards closed on time.",
+    ),
+    (
+        "yellow_overdue_at_least",
+        "Yellow card at this many overdue hazards.",
+    ),
+    (
+        "red_overdue_at_least",
+        "Red card at this many overdue hazards.",
+    ),
+    (
+        "yellow_inspections_below",
+        "Yellow card below this share of scheduled inspections done.",
+    ),
+    (
+        "red_inspections_below",
+        "Red card below this share of scheduled inspections done.",
+    ),
     (
         "confirm_triggered",
         "Plans started by an issued warning or a raised alarm wait for confirmation.",

@@ -7,8 +7,10 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod guard;
+pub mod hazards;
 pub mod health;
 pub mod incidents;
+pub mod inspections;
 pub mod io;
 pub mod live;
 pub mod map;
@@ -20,7 +22,9 @@ pub mod passes;
 pub mod people;
 pub mod places;
 pub mod plans;
+pub mod risks;
 pub mod routes;
+pub mod supervision;
 pub mod tree;
 pub mod volunteers;
 pub mod warnings;
@@ -49,6 +53,10 @@ pub fn table() -> routes::Table {
         .merge(volunteers::routes())
         .merge(incidents::routes())
         .merge(passes::routes())
+        .merge(inspections::routes())
+        .merge(hazards::routes())
+        .merge(risks::routes())
+        .merge(supervision::routes())
         .merge(notify_callbacks::routes())
         .merge(crate::web::routes())
         .merge(openapi::routes())

@@ -96,6 +96,10 @@ fn parts() -> Vec<OpenApi> {
         crate::http::volunteers::api(),
         crate::http::incidents::api(),
         crate::http::passes::api(),
+        crate::http::inspections::api(),
+        crate::http::hazards::api(),
+        crate::http::risks::api(),
+        crate::http::supervision::api(),
     ]
 }
 

@@ -259,6 +259,9 @@ pub fn start(app: &App) -> Services {
                 if let Err(e) = crate::ops::welfare::run(&app).await {
                     tracing::warn!(error = %e, "welfare-check escalation failed");
                 }
+                if let Err(e) = crate::hazards::run(&app).await {
+                    tracing::warn!(error = %e, "hazard jobs failed");
+                }
                 let now = app.clock.now();
                 if last_purge.is_none_or(|t| now - t > chrono::Duration::hours(1)) {
                     last_purge = Some(now);

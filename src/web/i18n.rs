@@ -1137,6 +1137,10 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     super::texts_volunteers::TEXTS,
     super::texts_incidents::TEXTS,
     super::texts_passes::TEXTS,
+    super::texts_inspections::TEXTS,
+    super::texts_hazards::TEXTS,
+    super::texts_risks::TEXTS,
+    super::texts_supervision::TEXTS,
 ];
 
 fn all() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {

@@ -88,6 +88,9 @@ fn who(s: &Session) -> minijinja::Value {
             || c.has(Permission::ApproveReports),
         "volunteers": c.has(Permission::ManageVolunteers),
         "gates": c.has(Permission::ManagePasses) || c.has(Permission::CheckGates),
+        "inspections": c.has(Permission::Inspect) || c.has(Permission::ManageInspections),
+        "hazards": c.has(Permission::ReadHazards),
+        "calendar": c.has(Permission::ManageConfig),
         "users": c.has(Permission::ManageAccounts) || c.has(Permission::ManageGrants),
         "totp": s.mfa_required(),
     }))

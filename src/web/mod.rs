@@ -34,9 +34,11 @@ pub mod assets;
 pub mod devices;
 pub mod forms;
 pub mod forward;
+pub mod hazards;
 pub mod households;
 pub mod i18n;
 pub mod incidents;
+pub mod inspections;
 pub mod io;
 pub mod manage;
 pub mod map;
@@ -45,10 +47,16 @@ pub mod places;
 pub mod plans;
 pub mod records;
 pub mod resident;
+pub mod risks;
+pub mod supervision;
+pub mod texts_hazards;
 pub mod texts_incidents;
+pub mod texts_inspections;
 pub mod texts_monitor;
 pub mod texts_passes;
 pub mod texts_plans;
+pub mod texts_risks;
+pub mod texts_supervision;
 pub mod texts_volunteers;
 pub mod texts_warnings;
 pub mod volunteers;
@@ -102,6 +110,10 @@ pub fn routes() -> Table {
         .merge(volunteers::routes())
         .merge(incidents::routes())
         .merge(passes::routes())
+        .merge(inspections::routes())
+        .merge(hazards::routes())
+        .merge(risks::routes())
+        .merge(supervision::routes())
 }
 
 /// What every page needs from the request: language, large-text mode, the path (for the
@@ -267,6 +279,11 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "pass.html",
     "pass_contacts.html",
     "pass_resident.html",
+    // hazards (issue 6): each part lists its own templates in its block
+    // inspections
+    // hazard ledger
+    // calendar & risks
+    // supervision
 ];
 
 /// Render `name` with `ctx` plus what every page needs.

@@ -310,6 +310,10 @@ fn sample_body(path: &str, w: &World) -> Option<Value> {
                 .or_else(|| crate::volunteers::sample_body(path, w))
                 .or_else(|| crate::incidents::sample_body(path, w))
                 .or_else(|| crate::passes::sample_body(path, w))
+                .or_else(|| crate::inspections::sample_body(path, w))
+                .or_else(|| crate::hazards::sample_body(path, w))
+                .or_else(|| crate::risks::sample_body(path, w))
+                .or_else(|| crate::supervision::sample_body(path, w))
         }
     })
 }
@@ -437,6 +441,7 @@ async fn matrix(t: &TestApp) {
     records.extend(crate::maps::a1_map_records(t, &w).await);
     records.extend(crate::world::monitoring_a1(t.store(), &w).await);
     records.extend(crate::world::operations_a1(t.store(), &w).await);
+    records.extend(crate::world::hazards_a1(t.store(), &w).await);
 
     let insider = user(
         t,

@@ -448,7 +448,8 @@ async fn pages_answer_outsiders_like_missing_records() {
         .await
         .unwrap();
     let monitoring = world::monitoring_a1(t.store(), &w).await;
-    let operations = world::operations_a1(t.store(), &w).await;
+    let mut operations = world::operations_a1(t.store(), &w).await;
+    operations.extend(world::hazards_a1(t.store(), &w).await);
     let base = t.serve().await;
     let outsiders = [
         staff_page_session(&base, "outsider_b").await,

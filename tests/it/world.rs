@@ -408,3 +408,18 @@ pub async fn call(
 pub fn code(v: &serde_json::Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
+
+/// A1 records of hazard inspection for the isolation matrix: each part adds its own, and may use
+/// what the parts before it made (a template, an inspection, a hazard).
+pub async fn hazards_a1(store: &Store, w: &World) -> std::collections::HashMap<&'static str, Uuid> {
+    let mut m = std::collections::HashMap::new();
+    let part = crate::inspections::a1(store, w, &m).await;
+    m.extend(part);
+    let part = crate::hazards::a1(store, w, &m).await;
+    m.extend(part);
+    let part = crate::risks::a1(store, w, &m).await;
+    m.extend(part);
+    let part = crate::supervision::a1(store, w, &m).await;
+    m.extend(part);
+    m
+}

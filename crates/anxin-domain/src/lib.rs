@@ -12,12 +12,14 @@ mod string_enum;
 
 pub mod alarm;
 pub mod area;
+pub mod calendar;
 pub mod clock;
 pub mod divdiff;
 pub mod division;
 pub mod document;
 pub mod error;
 pub mod geo;
+pub mod hazard;
 pub mod ids;
 pub mod mask;
 pub mod people;

@@ -91,6 +91,21 @@ string_enum! {
         CheckGates = "check_gates", "门岗登记",
         /// Look up who passed the same gates as a confirmed case (audited).
         ContactLookup = "contact_lookup", "密接查询",
+        /// The hazard ledger, inspections, risks and the supervision table in scope (read).
+        ReadHazards = "read_hazards", "查看隐患台账",
+        /// Carry out inspections: today's to-do list, the checklist on a phone, photos.
+        Inspect = "inspect", "开展巡检",
+        /// Checklist templates and inspection schedules.
+        ManageInspections = "manage_inspections", "管理巡检计划",
+        /// Report a hazard, assign it, record remediation and the fix, link the plan's start,
+        /// close or reopen it.
+        HandleHazards = "handle_hazards", "处置隐患",
+        /// Accept (验收) a remediated major hazard: the accredited third party.
+        AcceptHazards = "accept_hazards", "隐患验收",
+        /// The risk register: risks, their matrix scores, controls and reviews.
+        ManageRisks = "manage_risks", "管理风险登记",
+        /// Score the communities below (红黄牌) and read the ranked table.
+        Supervise = "supervise", "督导考核",
         ReadOwnHousehold = "read_own_household", "查看本户信息",
         WriteOwnHousehold = "write_own_household", "维护本户信息",
     }
@@ -159,6 +174,11 @@ const COMMUNITY_STAFF: &[Permission] = &[
     P::ManagePasses,
     P::CheckGates,
     P::ContactLookup,
+    P::ReadHazards,
+    P::Inspect,
+    P::ManageInspections,
+    P::HandleHazards,
+    P::ManageRisks,
 ];
 
 /// Grid workers watch and handle alarms and may draft a warning; approving and issuing one is
@@ -180,6 +200,9 @@ const GRID_STAFF: &[Permission] = &[
     P::RecordWelfare,
     P::ManagePasses,
     P::CheckGates,
+    P::ReadHazards,
+    P::Inspect,
+    P::HandleHazards,
 ];
 
 const OFFICER: &[Permission] = &[
@@ -198,7 +221,16 @@ const OFFICER: &[Permission] = &[
     P::ApproveReports,
     P::ManageVolunteers,
     P::ContactLookup,
+    P::ReadHazards,
+    P::ManageInspections,
+    P::HandleHazards,
+    P::ManageRisks,
+    P::Supervise,
 ];
+
+/// The accredited third party reads the hazards in its scope and accepts remediated major ones;
+/// it sees no people.
+const INSPECTOR: &[Permission] = &[P::ReadHazards, P::AcceptHazards];
 
 /// Volunteers and deployed cadres answer call-outs, record welfare checks they are given and
 /// staff gates; they see no lists of people.
@@ -221,7 +253,8 @@ impl Role {
             Role::GridWorker => GRID_STAFF,
             Role::Resident => &[P::ReadOwnHousehold, P::WriteOwnHousehold],
             Role::Volunteer => VOLUNTEER,
-            Role::Provider | Role::Inspector => &[],
+            Role::Inspector => INSPECTOR,
+            Role::Provider => &[],
         }
     }
 
@@ -408,8 +441,14 @@ mod tests {
             Role::Resident.permissions(),
             &[P::ReadOwnHousehold, P::WriteOwnHousehold]
         );
-        for r in [Role::Provider, Role::Inspector] {
-            assert!(r.permissions().is_empty());
+        assert!(Role::Provider.permissions().is_empty());
+        // The third party accepts hazards and reads nothing about people; only it accepts.
+        assert_eq!(
+            Role::Inspector.permissions(),
+            &[P::ReadHazards, P::AcceptHazards]
+        );
+        for r in Role::ALL.iter().filter(|r| **r != Role::Inspector) {
+            assert!(!r.has(P::AcceptHazards), "{r:?} must not accept hazards");
         }
         // Volunteers work on what they are given, never on lists of people.
         for p in [P::ReadPeople, P::ReadVulnerable, P::Unmask, P::ExportData] {

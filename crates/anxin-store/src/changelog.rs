@@ -62,6 +62,15 @@ pub const LOGGED_TABLES: &[&str] = &[
     "gates",
     "passes",
     "gate_records",
+    // Hazard inspection and the ledger (0014); the calendar and risks (0015) and supervision
+    // (0016) add theirs below, each in its own block.
+    "inspection_templates",
+    "inspection_items",
+    "inspection_schedules",
+    "inspections",
+    "hazards",
+    // calendar & risks (0015)
+    // supervision (0016)
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

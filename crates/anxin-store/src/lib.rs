@@ -15,6 +15,7 @@ pub mod backup;
 pub mod changelog;
 pub mod conn;
 pub mod error;
+pub mod hazards;
 pub mod jobs;
 pub mod keys;
 pub mod lists;

@@ -40,6 +40,9 @@ pub const SQLITE: &[Migration] = &[
     m!(11, "0011_people_on_ground", "sqlite"),
     m!(12, "0012_incident_ops", "sqlite"),
     m!(13, "0013_access", "sqlite"),
+    m!(14, "0014_hazards", "sqlite"),
+    m!(15, "0015_calendar_risks", "sqlite"),
+    m!(16, "0016_supervision", "sqlite"),
 ];
 pub const POSTGRES: &[Migration] = &[
     m!(1, "0001_base", "postgres"),
@@ -55,6 +58,9 @@ pub const POSTGRES: &[Migration] = &[
     m!(11, "0011_people_on_ground", "postgres"),
     m!(12, "0012_incident_ops", "postgres"),
     m!(13, "0013_access", "postgres"),
+    m!(14, "0014_hazards", "postgres"),
+    m!(15, "0015_calendar_risks", "postgres"),
+    m!(16, "0016_supervision", "postgres"),
 ];
 
 /// The schema version each release shipped, newest last (the newest is this build's latest
@@ -65,6 +71,7 @@ pub const RELEASES: &[(&str, i64)] = &[
     ("0.2.0", 6),
     ("0.3.0", 9),
     ("0.4.0", 13),
+    ("0.5.0", 16),
 ];
 
 pub fn list(d: Dialect) -> &'static [Migration] {

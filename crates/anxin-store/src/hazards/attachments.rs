@@ -1,0 +1,1 @@
+//! SCAFFOLD (owner: see mod.rs).
