@@ -1,4 +1,47 @@
 //! zh-CN and English texts for supervision (红黄牌) (owner: supervision): page labels and error codes, in the
 //! shape of [`super::i18n`]'s table.
 
-pub const TEXTS: &[(&str, &str, &str)] = &[("sup.nav", "督导考核", "Supervision")];
+pub const TEXTS: &[(&str, &str, &str)] = &[
+    ("sup.nav", "督导考核", "Supervision"),
+    // ---- the page
+    ("sup.title", "督导考核（红黄牌）", "Supervision (red and yellow cards)"),
+    ("sup.quarter", "季度", "Quarter"),
+    ("sup.show", "查看", "Show"),
+    ("sup.running", "本季度进行中，数据实时计算", "quarter running, figures computed live"),
+    ("sup.ended", "季度已结束", "quarter ended"),
+    ("sup.as_of", "统计截至", "As of"),
+    ("sup.table", "社区排名（最差在前）", "Communities ranked, worst first"),
+    ("sup.rank", "排名", "Rank"),
+    ("sup.community", "社区", "Community"),
+    ("sup.street", "街道", "Street"),
+    ("sup.node", "考核范围", "Score under"),
+    ("sup.card", "考核结果", "Card"),
+    ("sup.card.red", "红牌", "Red card"),
+    ("sup.card.yellow", "黄牌", "Yellow card"),
+    ("sup.card.none", "无牌", "No card"),
+    ("sup.card.unscored", "无可考核内容", "Nothing to score"),
+    ("sup.on_time", "按期整改率", "On-time closure"),
+    ("sup.due", "本季度到期隐患", "Hazards due this quarter"),
+    ("sup.closed_on_time", "按期销号", "Closed on time"),
+    ("sup.overdue", "逾期隐患", "Overdue hazards"),
+    ("sup.inspections", "按期巡检率", "Inspections as scheduled"),
+    ("sup.plan_late", "重大隐患预案未按时启动", "Major hazards, plan not started in time"),
+    ("sup.reasons", "原因", "Reasons"),
+    ("sup.trend", "近几个季度", "Recent quarters"),
+    ("sup.nothing_to_score", "本季度没有到期、逾期的隐患，也没有巡检计划：不评牌（不等于满分）", "No hazard due or overdue and no inspection scheduled this quarter: no card (not a perfect score)"),
+    ("sup.none", "没有可查看的社区", "No communities to show"),
+    ("sup.round_new", "立即考核", "Score now"),
+    ("sup.round_hint", "按当前数据为所选范围内的每个社区评分并存档，计入趋势。", "Score every community under the chosen node with today's figures and store the round; it counts in the trend."),
+    ("sup.round_run", "评分并存档", "Score and store"),
+    ("sup.rounds", "考核记录", "Rounds"),
+    ("sup.rounds_none", "暂无考核记录", "No rounds yet"),
+    ("sup.cause", "方式", "How"),
+    ("sup.cause.quarterly", "季度自动考核", "Quarterly, automatic"),
+    ("sup.cause.on_demand", "人工发起", "On demand"),
+    ("sup.communities", "社区数", "Communities"),
+    // ---- error codes
+    ("supervision.quarter_invalid", "季度格式应为 2026-Q4", "Quarter must look like 2026-Q4"),
+    ("supervision.quarter_future", "该季度尚未开始，无法考核", "That quarter has not begun and cannot be scored"),
+    ("supervision.not_supervisor", "只有街道、区级督导人员可以发起考核", "Only street and district officers may score communities"),
+    ("supervision.node_invalid", "请选择考核范围", "Choose where to score"),
+];
