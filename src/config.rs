@@ -501,6 +501,7 @@ impl Config {
             return Err("auth.lockout_threshold must be at least 1".into());
         }
         self.algorithm()?;
+        self.hazards.validate()?;
         match self.map.base {
             MapBase::Tianditu
                 if self.map.tianditu_key.is_none() && self.map.tile_url.is_empty() =>
@@ -638,6 +639,14 @@ const KEY_DOCS: &[(&str, &str)] = &[
     (
         "red_inspections_below",
         "Red card below this share of scheduled inspections done.",
+    ),
+    (
+        "yellow_plan_late_at_least",
+        "Yellow card at this many major hazards whose plan was not started in time (0: never).",
+    ),
+    (
+        "red_plan_late_at_least",
+        "Red card at this many major hazards whose plan was not started in time (0: never).",
     ),
     (
         "confirm_triggered",

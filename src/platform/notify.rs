@@ -124,6 +124,23 @@ pub const TEMPLATES: &[Template] = &[
         email_subject: Some("【安心社区】处置任务：{incident}"),
         email_body: Some("{incident}已启动，您有 {count} 项处置任务，最早须于 {due} 前完成。请登录安心社区查看。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
         secret_params: false,
+    },    // hazard ledger (issue 6)
+    Template {
+        id: "hazard_escalated",
+        params: &["node", "place", "finding", "hours"],
+        sms: Some("【安心社区】隐患逾期升级：{place}的隐患（{finding}）已超过处置期限{hours}小时，已升级至{node}督办，请及时处置。"),
+        email_subject: Some("【安心社区】隐患逾期升级：{place}"),
+        email_body: Some("{place}的隐患（{finding}）已超过处置期限 {hours} 小时，已升级至{node}督办，请及时处置。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
+        secret_params: false,
+    },
+    // calendar & risks (issue 6)
+    Template {
+        id: "risk_review",
+        params: &["title", "node", "due", "state"],
+        sms: Some("【安心社区】风险评审提醒：{node}的风险“{title}”评审{state}（应于{due}前完成），请登录安心社区完成评审。"),
+        email_subject: Some("【安心社区】风险评审{state}：{title}"),
+        email_body: Some("{node}的风险“{title}”评审{state}（应于{due}前完成），请登录安心社区完成评审。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
+        secret_params: false,
     },
 ];
 

@@ -281,9 +281,22 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "pass_resident.html",
     // hazards (issue 6): each part lists its own templates in its block
     // inspections
+    "inspections.html",
+    "inspection.html",
+    "inspection_templates.html",
+    "inspection_template.html",
+    "inspection_schedules.html",
+    "inspection_schedule.html",
     // hazard ledger
+    "hazards.html",
+    "hazard.html",
     // calendar & risks
+    "risks.html",
+    "risk.html",
+    "risk_map.html",
+    "calendar.html",
     // supervision
+    "supervision.html",
 ];
 
 /// Render `name` with `ctx` plus what every page needs.

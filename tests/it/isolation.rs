@@ -1,8 +1,9 @@
 //! The isolation matrix, generated from the route table: every route is tried as users of a
-//! sibling community, a sibling grid, a neighbouring household, a provider and an inspector
-//! against records of community A / grid A1 / household hA1. A record outside the caller's grants
-//! must answer exactly like a missing one, lists must not leak it, writes must not land. The test
-//! fails when a route is not covered (a new path parameter or a POST without a sample body).
+//! sibling community, a sibling grid, a neighbouring household, a provider and another community's
+//! inspector against records of community A / grid A1 / household hA1. A record outside the
+//! caller's grants must answer exactly like a missing one, lists must not leak it, writes must not
+//! land. The test fails when a route is not covered (a new path parameter or a POST without a
+//! sample body).
 
 use std::collections::HashMap;
 
@@ -488,7 +489,7 @@ async fn matrix(t: &TestApp) {
             t,
             "inspector",
             UserKind::Staff,
-            Some((Role::Inspector, Scope::Node(w.comm_a))),
+            Some((Role::Inspector, Scope::Node(w.comm_b))),
             None,
         )
         .await,

@@ -334,7 +334,11 @@ async fn staff_page_session(base: &str, username: &str) -> (reqwest::Client, Str
 /// sample bodies: outsiders get no 2xx on an A1 record, and the same answer as for a missing one.
 #[tokio::test]
 async fn pages_answer_outsiders_like_missing_records() {
-    let t = TestApp::new(Backend::Sqlite).await;
+    // Many page routes, each tried by three callers: above the per-address rate limit.
+    let t = TestApp::with_config(Backend::Sqlite, |c| {
+        c.server.rate_per_minute_per_address = 1_000_000;
+    })
+    .await;
     let w = world::build(t.store()).await;
     for (name, role, scope) in [
         ("outsider_b", Role::CommunityWorker, Scope::Node(w.comm_b)),

@@ -40,6 +40,18 @@ const PAGE: i64 = 2000;
 /// operational tables (seeded by migrations, or the keyring made at start-up) are replaced.
 const MUST_BE_EMPTY: &[&str] = &["change_log", "data_keys", "audit_log"];
 
+/// Rows the migrations themselves write (the checklists 0014 ships, with their change-log
+/// entries): a freshly migrated target has them and so does every backup of the same schema, so
+/// they do not make a target "not empty" (restore clears every restored table first anyway).
+const SEEDED: &[(&str, &str)] = &[
+    ("change_log", "request_id LIKE 'migration-%'"),
+    ("inspection_templates", "node_id IS NULL"),
+    (
+        "inspection_items",
+        "template_id IN (SELECT id FROM inspection_templates WHERE node_id IS NULL)",
+    ),
+];
+
 /// The type of a column, as far as conversion cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -540,7 +552,14 @@ fn restore_in(conn: &mut dyn Conn, input: &mut dyn BufRead) -> Result<Counts> {
         .chain(MUST_BE_EMPTY.iter().copied())
     {
         if target.contains_key(name) {
-            let n = conn.query_i64(&format!("SELECT count(*) FROM {}", ident(name)?), &[])?;
+            let seeded = SEEDED
+                .iter()
+                .find(|(t, _)| *t == name)
+                .map_or(String::new(), |(_, w)| format!(" WHERE NOT ({w})"));
+            let n = conn.query_i64(
+                &format!("SELECT count(*) FROM {}{seeded}", ident(name)?),
+                &[],
+            )?;
             if n > 0 {
                 return Err(StoreError::Conflict {
                     code: "backup.target_not_empty",

@@ -70,7 +70,12 @@ pub const LOGGED_TABLES: &[&str] = &[
     "inspections",
     "hazards",
     // calendar & risks (0015)
+    "calendar_days",
+    "risks",
+    "risk_reviews",
     // supervision (0016)
+    "supervision_rounds",
+    "supervision_scores",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
