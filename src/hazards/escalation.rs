@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
+use anxin_domain::Permission;
 use anxin_store::hazards::ledger;
+use anxin_store::monitor as store_monitor;
 use anxin_store::WriteCtx;
 
 use crate::app::App;
@@ -83,10 +85,12 @@ pub async fn run(app: &App) -> anyhow::Result<Report> {
             };
             let officers = app
                 .store
-                .read(move |c, env| ledger::officers_at(c, env, target, now))
+                .read(move |c, env| {
+                    store_monitor::officers_at(c, env, target, now, Permission::HandleHazards)
+                })
                 .await?;
             for o in officers {
-                let Some((phone, mask)) = o.phone else {
+                let (Some(phone), Some(mask)) = (o.phone, o.phone_mask) else {
                     tracing::info!(user = %o.user_id, "officer without a duty phone; not notified by SMS");
                     continue;
                 };

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use anxin_domain::alarm::escalation_level;
+use anxin_domain::Permission;
 use anxin_store::monitor as store_monitor;
 use anxin_store::WriteCtx;
 
@@ -74,7 +75,9 @@ pub async fn run(app: &App) -> anyhow::Result<Report> {
             };
             let officers = app
                 .store
-                .read(move |c, env| store_monitor::officers_at(c, env, target, now))
+                .read(move |c, env| {
+                    store_monitor::officers_at(c, env, target, now, Permission::HandleAlarms)
+                })
                 .await?;
             for o in officers {
                 let (Some(phone), Some(mask)) = (o.phone, o.phone_mask) else {

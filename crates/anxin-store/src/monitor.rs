@@ -1317,8 +1317,9 @@ pub fn set_escalated(tx: &mut Tx, id: Uuid, level: i64) -> Result<bool> {
     Ok(true)
 }
 
-/// An officer to notify at a node: a user whose active grant at exactly this node may handle
-/// alarms, with the phone of their duty entry there (sealed; opened for sending only).
+/// An officer to notify at a node: a user whose active grant at exactly this node has the
+/// permission asked for (handle alarms, handle hazards), with the phone of their duty entry
+/// there (sealed; opened for sending only). Alarm and hazard escalation both ask here.
 #[derive(Debug, Clone)]
 pub struct Officer {
     pub user_id: Uuid,
@@ -1331,11 +1332,13 @@ pub fn officers_at(
     env: &crate::Env,
     node: Uuid,
     now: DateTime<Utc>,
+    permission: Permission,
 ) -> Result<Vec<Officer>> {
     let rows = conn.query(
         "SELECT DISTINCT g.user_id, g.role FROM grants g JOIN users u ON u.id = g.user_id \
          WHERE g.scope_kind = 'node' AND g.scope_id = $1 AND g.revoked_at IS NULL \
-         AND g.valid_from <= $2 AND (g.valid_to IS NULL OR g.valid_to > $2) AND u.disabled = $3",
+         AND g.valid_from <= $2 AND (g.valid_to IS NULL OR g.valid_to > $2) AND u.disabled = $3 \
+         ORDER BY g.user_id",
         &params![node, now, false],
     )?;
     let mut out: Vec<Officer> = Vec::new();
@@ -1344,7 +1347,7 @@ pub fn officers_at(
         let Ok(role) = role.parse::<anxin_domain::Role>() else {
             continue;
         };
-        if !role.permissions().contains(&Permission::HandleAlarms) {
+        if !role.permissions().contains(&permission) {
             continue;
         }
         let user_id: Uuid = r.get("user_id")?;

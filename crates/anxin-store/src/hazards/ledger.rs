@@ -1220,60 +1220,6 @@ pub fn escalate(tx: &mut Tx<'_>, id: Uuid, level: i64, node_name: &str) -> Resul
     Ok(true)
 }
 
-/// A user to tell about an escalation: holders of a grant at `node` that may handle hazards,
-/// with their duty phone there when the duty list has one.
-#[derive(Debug, Clone)]
-pub struct Officer {
-    pub user_id: Uuid,
-    /// (phone, mask)
-    pub phone: Option<(String, String)>,
-}
-
-/// Who handles hazards at `node` now (grants on that node itself).
-pub fn officers_at(
-    conn: &mut dyn Conn,
-    env: &crate::Env,
-    node: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Vec<Officer>> {
-    let rows = conn.query(
-        "SELECT DISTINCT g.user_id, g.role FROM grants g JOIN users u ON u.id = g.user_id \
-         WHERE g.scope_kind = 'node' AND g.scope_id = $1 AND g.revoked_at IS NULL \
-         AND g.valid_from <= $2 AND (g.valid_to IS NULL OR g.valid_to > $2) AND u.disabled = $3 \
-         ORDER BY g.user_id",
-        &params![node, now, false],
-    )?;
-    let mut out: Vec<Officer> = Vec::new();
-    for r in rows {
-        let role: String = r.get("role")?;
-        let Ok(role) = role.parse::<anxin_domain::Role>() else {
-            continue;
-        };
-        if !role.permissions().contains(&Permission::HandleHazards) {
-            continue;
-        }
-        let user_id: Uuid = r.get("user_id")?;
-        if out.iter().any(|o| o.user_id == user_id) {
-            continue;
-        }
-        let duty = conn.query_one(
-            "SELECT phone_ct, phone_mask FROM duties WHERE node_id = $1 AND user_id = $2 \
-             AND phone_ct IS NOT NULL ORDER BY updated_at DESC LIMIT 1",
-            &params![node, user_id],
-        )?;
-        let phone = match duty {
-            Some(d) => {
-                let ct: Vec<u8> = d.get("phone_ct")?;
-                let mask: String = d.get("phone_mask")?;
-                Some((env.keys.open_string(conn, "duties.phone", &ct)?, mask))
-            }
-            None => None,
-        };
-        out.push(Officer { user_id, phone });
-    }
-    Ok(out)
-}
-
 // ---------------------------------------------------------------------------------------------
 // What the pages need.
 
