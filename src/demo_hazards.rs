@@ -206,6 +206,12 @@ pub async fn build(app: &App, demo_community: Uuid) -> anyhow::Result<usize> {
     let cal = Arc::new(cal);
     let rules = Arc::new(rules);
     let mut written = 0usize;
+    let demo_places: Vec<Place> = communities
+        .iter()
+        .filter(|c| c.id == demo_community)
+        .flat_map(|c| c.shelter.iter().chain(c.buildings.iter()).cloned())
+        .filter(|p| p.lon.is_some() && p.lat.is_some())
+        .collect();
     for (index, community) in communities.into_iter().enumerate() {
         let is_demo = community.id == demo_community;
         let mut rng =
@@ -242,6 +248,15 @@ pub async fn build(app: &App, demo_community: Uuid) -> anyhow::Result<usize> {
             .context("demo hazards")?;
         written += n;
     }
+    let max_months = app.config.risks.max_review_months;
+    let worker = people.worker;
+    written += app
+        .store
+        .write(WriteCtx::system("demo-risks"), move |tx| {
+            demo_risks(tx, demo_community, worker, &demo_places, max_months)
+        })
+        .await
+        .context("demo risks")?;
     let t = app.config.supervision.thresholds();
     let rounds = app
         .store
@@ -259,6 +274,93 @@ pub async fn build(app: &App, demo_community: Uuid) -> anyhow::Result<usize> {
         app.store.read(|c, _| c.batch("ANALYZE hazards")).await?;
     }
     Ok(written + rounds)
+}
+
+/// The demo community's risk register: what a community on the 府河 in the old town would list
+/// (type, risk, likelihood 1–5, consequence 1–5, controls, where), owned by its community worker
+/// and placed on its shelter and buildings so the risk map has them.
+const RISKS: &[(&str, &str, i64, i64, &str, &str)] = &[
+    (
+        "flood",
+        "汛期府河水位上涨，沿河低洼院落内涝",
+        3,
+        4,
+        "汛期河道巡查；沙袋、抽水泵预置；防汛应急预案",
+        "沿河低洼院落",
+    ),
+    (
+        "gas",
+        "老旧居民楼燃气胶管老化、私接引发泄漏",
+        3,
+        5,
+        "燃气入户周检；加装燃气泄漏报警器",
+        "老旧居民楼",
+    ),
+    (
+        "fire",
+        "电动自行车楼道停放、入户充电引发火灾",
+        4,
+        4,
+        "集中充电桩；楼道巡查清理；消防宣传",
+        "楼道及架空层",
+    ),
+    (
+        "structural",
+        "老旧房屋外墙饰面脱落",
+        2,
+        3,
+        "房屋安全巡查；危险区域围挡",
+        "老旧楼栋外立面",
+    ),
+    (
+        "public_health",
+        "高温天气独居老人中暑",
+        3,
+        3,
+        "高温预警后入户探访；社区纳凉点",
+        "独居老人住户",
+    ),
+    (
+        "traffic",
+        "学校周边上下学时段人车混行",
+        2,
+        2,
+        "护学岗；错峰放学",
+        "小学门口路段",
+    ),
+];
+
+fn demo_risks(
+    tx: &mut Tx<'_>,
+    community: Uuid,
+    owner: Uuid,
+    places: &[Place],
+    max_months: u32,
+) -> anxin_store::Result<usize> {
+    use anxin_store::hazards::risks::{self, RiskInput};
+    let sys = anxin_store::scope::Caller::system();
+    for (i, (kind, title, likelihood, consequence, controls, label)) in RISKS.iter().enumerate() {
+        let at = (!places.is_empty()).then(|| &places[(i * 7) % places.len()]);
+        risks::create(
+            tx,
+            &sys,
+            &RiskInput {
+                node_id: Some(community),
+                risk_type: Some((*kind).into()),
+                title: Some((*title).into()),
+                likelihood: Some(*likelihood),
+                consequence: Some(*consequence),
+                controls: Some((*controls).into()),
+                owner_user_id: Some(owner),
+                lon: at.and_then(|p| p.lon),
+                lat: at.and_then(|p| p.lat),
+                place_label: Some((*label).into()),
+                ..RiskInput::default()
+            },
+            max_months,
+        )?;
+    }
+    Ok(RISKS.len())
 }
 
 fn template(c: &mut dyn anxin_store::Conn, code: &str) -> anxin_store::Result<Option<Template>> {

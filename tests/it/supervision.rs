@@ -768,6 +768,11 @@ fn demo_year_gives_the_cards_something_real() {
         (1_200..=1_560).contains(&gas),
         "{gas} gas checks ({took:?})"
     );
+    // The risk map has the demo community's register to show, placed.
+    assert_eq!(
+        q("SELECT count(*) FROM risks WHERE lon IS NOT NULL AND status = 'active'"),
+        6
+    );
     let shelter = q("SELECT count(*) FROM inspections i JOIN inspection_templates t ON t.id = i.template_id WHERE t.code = 'shelter'");
     assert!((500..=912).contains(&shelter), "{shelter}");
     // Every done inspection has all its answers; a failed answer names its hazard.
