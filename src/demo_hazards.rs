@@ -96,6 +96,7 @@ struct Item {
 #[derive(Debug, Clone)]
 struct Template {
     id: Uuid,
+    name: String,
     items: Vec<Item>,
 }
 
@@ -364,12 +365,12 @@ fn demo_risks(
 }
 
 fn template(c: &mut dyn anxin_store::Conn, code: &str) -> anxin_store::Result<Option<Template>> {
-    let Some(id) = c
+    let Some((id, name)) = c
         .query_one(
-            "SELECT id FROM inspection_templates WHERE code = $1",
+            "SELECT id, name FROM inspection_templates WHERE code = $1",
             &params![code],
         )?
-        .map(|r| r.get::<Uuid>("id"))
+        .map(|r| -> anxin_store::Result<(Uuid, String)> { Ok((r.get("id")?, r.get("name")?)) })
         .transpose()?
     else {
         return Ok(None);
@@ -392,7 +393,7 @@ fn template(c: &mut dyn anxin_store::Conn, code: &str) -> anxin_store::Result<Op
             fail_grade: r.get("fail_grade")?,
         });
     }
-    Ok(Some(Template { id, items }))
+    Ok(Some(Template { id, name, items }))
 }
 
 /// 锦江区's communities (the demo community's district), each with its shelter and buildings.
@@ -753,7 +754,7 @@ impl History {
                             source: "inspection",
                             inspection: Some(iid),
                             answer: Some(aid),
-                            category: item.code.clone(),
+                            category: template.name.clone(),
                             finding: format!("{}：{answer}", item.text),
                             grade,
                             found: done,

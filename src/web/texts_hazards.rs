@@ -18,6 +18,7 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("hz.state", "状态", "State"),
     ("hz.grade", "等级", "Grade"),
     ("hz.source", "来源", "Source"),
+    ("hz.inspection_link", "查看巡检记录", "the inspection"),
     ("hz.place", "地点", "Place"),
     ("hz.finding", "隐患描述", "Finding"),
     ("hz.category", "类别", "Category"),

@@ -2043,10 +2043,8 @@ pub fn finish(
     }
     let now = tx.now();
     let template = load_template(tx.conn(), &all_reach(), ins.template_id)?;
-    let category = template
-        .code
-        .clone()
-        .unwrap_or_else(|| template.name.clone());
+    // The checklist's name (燃气安全入户检查), as the ledger shows it.
+    let category = template.name.clone();
     let mut failed = 0i64;
     for it in s.items.iter().filter(|it| it.passed == Some(false)) {
         failed += 1;
