@@ -319,21 +319,47 @@ pub async fn form_csrf(req: Request, next: Next) -> Response {
         .await
 }
 
-/// The fields of a whole `multipart/form-data` body, in order (read with `multer`, the parser
-/// axum's own extractor uses); `None` when it is not a readable multipart body.
+/// Why a body could not be read as `multipart/form-data`.
+#[derive(Debug)]
+pub enum MultipartError {
+    /// The content type is not multipart (or has no boundary).
+    NotMultipart,
+    /// The body breaks the format.
+    Broken(multer::Error),
+}
+
+/// The parts of a whole `multipart/form-data` body, in order: (field name, file name, bytes).
+/// The one multipart reader (with `multer`, the parser axum's own extractor uses): the CSRF
+/// guard, imports and photo uploads all read bodies here.
+pub async fn multipart_parts(
+    content_type: &str,
+    body: axum::body::Bytes,
+) -> Result<Vec<(String, Option<String>, axum::body::Bytes)>, MultipartError> {
+    let boundary =
+        multer::parse_boundary(content_type).map_err(|_| MultipartError::NotMultipart)?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let mut m = multer::Multipart::new(stream, boundary);
+    let mut out = Vec::new();
+    while let Some(field) = m.next_field().await.map_err(MultipartError::Broken)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let filename = field.file_name().map(str::to_owned);
+        out.push((
+            name,
+            filename,
+            field.bytes().await.map_err(MultipartError::Broken)?,
+        ));
+    }
+    Ok(out)
+}
+
+/// The fields of a whole `multipart/form-data` body, in order, without file names; `None` when
+/// it is not a readable multipart body.
 pub async fn multipart_fields(
     content_type: &str,
     body: axum::body::Bytes,
 ) -> Option<Vec<(String, axum::body::Bytes)>> {
-    let boundary = multer::parse_boundary(content_type).ok()?;
-    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
-    let mut m = multer::Multipart::new(stream, boundary);
-    let mut out = Vec::new();
-    while let Some(field) = m.next_field().await.ok()? {
-        let name = field.name().unwrap_or_default().to_owned();
-        out.push((name, field.bytes().await.ok()?));
-    }
-    Some(out)
+    let parts = multipart_parts(content_type, body).await.ok()?;
+    Some(parts.into_iter().map(|(n, _, b)| (n, b)).collect())
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {

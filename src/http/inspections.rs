@@ -13,6 +13,7 @@
 //! Every rule is in `anxin_store::hazards::inspections` and `attachments`; a record outside the
 //! caller's reach is answered like a missing one.
 
+use crate::http::guard::MultipartError;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -444,7 +445,8 @@ async fn answer(
     ))
 }
 
-/// The parts of a multipart body: (field name, file name, bytes), in order.
+/// The parts of a multipart body: (field name, file name, bytes), in order, as API errors
+/// (415 when not multipart, 400 when broken).
 pub async fn multipart_parts(
     headers: &HeaderMap,
     bytes: Bytes,
@@ -453,29 +455,20 @@ pub async fn multipart_parts(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let boundary = multer::parse_boundary(ct).map_err(|_| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "request.body_invalid",
-            "expected multipart/form-data",
-        )
-    })?;
-    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
-    let mut m = multer::Multipart::new(stream, boundary);
-    let mut out = Vec::new();
-    let broken = |e: multer::Error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "request.body_invalid",
-            format!("multipart: {e}"),
-        )
-    };
-    while let Some(field) = m.next_field().await.map_err(broken)? {
-        let name = field.name().unwrap_or_default().to_owned();
-        let filename = field.file_name().map(str::to_owned);
-        out.push((name, filename, field.bytes().await.map_err(broken)?));
-    }
-    Ok(out)
+    crate::http::guard::multipart_parts(ct, bytes)
+        .await
+        .map_err(|e| match e {
+            MultipartError::NotMultipart => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "request.body_invalid",
+                "expected multipart/form-data",
+            ),
+            MultipartError::Broken(e) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "request.body_invalid",
+                format!("multipart: {e}"),
+            ),
+        })
 }
 
 /// Add a photo to an inspection in progress (`multipart/form-data`: `file`, and `item_id` for
