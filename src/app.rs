@@ -25,6 +25,8 @@ pub struct App {
     pub jobs: Arc<crate::platform::jobs::Jobs>,
     /// Monitoring: the readings store, device and profile caches, ingest counters.
     pub monitor: Arc<crate::monitor::Monitor>,
+    /// The reservation rush: batched, durable reservations for distribution campaigns.
+    pub rush: Arc<crate::supplies::rush::Rush>,
 }
 
 impl std::fmt::Debug for App {
@@ -87,6 +89,7 @@ impl App {
             notifier: Arc::new(notifier),
             jobs: Arc::new(crate::platform::jobs::Jobs::standard()),
             monitor: Arc::new(monitor),
+            rush: Arc::new(crate::supplies::rush::Rush::new()),
         })
     }
 }

@@ -28,6 +28,9 @@ pub struct Config {
     pub hazards: crate::hazards::config::HazardsConfig,
     pub risks: crate::hazards::config::RisksConfig,
     pub supervision: crate::hazards::config::SupervisionConfig,
+    pub supplies: crate::supplies::config::SuppliesConfig,
+    pub campaigns: crate::supplies::config::CampaignsConfig,
+    pub funds: crate::supplies::config::FundsConfig,
 }
 
 /// Emergency operations: how triggered plans start.
@@ -502,6 +505,9 @@ impl Config {
         }
         self.algorithm()?;
         self.hazards.validate()?;
+        self.supplies.validate()?;
+        self.campaigns.validate()?;
+        self.funds.validate()?;
         match self.map.base {
             MapBase::Tianditu
                 if self.map.tianditu_key.is_none() && self.map.tile_url.is_empty() =>
@@ -600,6 +606,9 @@ const SECTION_DOCS: &[(&str, &str)] = &[
     ("hazards", "The hazard ledger: what each grade requires ([[hazards.grades]]: fix_within, plan_within, needs_acceptance; terms such as \"3 days\", \"7 working days\", \"24 hours\") and how overdue hazards escalate."),
     ("risks", "The risk register: the longest time between reviews and when owners are reminded."),
     ("supervision", "Supervision (红黄牌): the thresholds that give a community a yellow or a red card."),
+    ("supplies", "Emergency reserves: expiry warnings and reserve norms per 1,000 residents."),
+    ("campaigns", "Distribution campaigns: reservations, pickup codes and the reservation rush."),
+    ("funds", "The emergency fund ledger and its public page."),
     ("map", "The map's base layer. offline (default) needs no network: Anxin's own outlines, grids, buildings and facilities. tianditu_key: set ANXIN_MAP__TIANDITU_KEY."),
 ];
 

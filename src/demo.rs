@@ -346,14 +346,21 @@ pub async fn build_with(app: &App, total_people: usize) -> anyhow::Result<String
     let devices = crate::demo_monitor::build(app, demo_cid, grid, demo_center).await?;
     let operations = crate::demo_ops::build(app, demo_cid).await?;
     let hazards = crate::demo_hazards::build(app, demo_cid).await?;
-    if built == 0 && accounts == 0 && devices == 0 && operations == 0 && hazards == 0 {
+    let supplies = crate::demo_supplies::build(app, demo_cid).await?;
+    if built == 0
+        && accounts == 0
+        && devices == 0
+        && operations == 0
+        && hazards == 0
+        && supplies == 0
+    {
         return Ok(format!(
             "demo already present ({} division changes applied)",
             rep.added + rep.renamed + rep.recoded
         ));
     }
     Ok(format!(
-        "demo ready in {:.1} s: {} division changes, 锦江区 {built} communities built ({skipped} already there), {households_n} households, {people_n} people, {accounts} accounts, {devices} sensors, {operations} plan and volunteer records, {hazards} inspection and hazard records",
+        "demo ready in {:.1} s: {} division changes, 锦江区 {built} communities built ({skipped} already there), {households_n} households, {people_n} people, {accounts} accounts, {devices} sensors, {operations} plan and volunteer records, {hazards} inspection and hazard records, {supplies} supplies records",
         started.elapsed().as_secs_f64(),
         rep.added + rep.renamed + rep.recoded,
     ))

@@ -5,7 +5,9 @@
 
 pub mod admin;
 pub mod auth;
+pub mod campaigns;
 pub mod error;
+pub mod funds;
 pub mod guard;
 pub mod hazards;
 pub mod health;
@@ -22,9 +24,11 @@ pub mod passes;
 pub mod people;
 pub mod places;
 pub mod plans;
+pub mod providers;
 pub mod risks;
 pub mod routes;
 pub mod supervision;
+pub mod supplies;
 pub mod tree;
 pub mod volunteers;
 pub mod warnings;
@@ -57,6 +61,10 @@ pub fn table() -> routes::Table {
         .merge(hazards::routes())
         .merge(risks::routes())
         .merge(supervision::routes())
+        .merge(supplies::routes())
+        .merge(campaigns::routes())
+        .merge(providers::routes())
+        .merge(funds::routes())
         .merge(notify_callbacks::routes())
         .merge(crate::web::routes())
         .merge(openapi::routes())

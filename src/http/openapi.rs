@@ -100,6 +100,10 @@ fn parts() -> Vec<OpenApi> {
         crate::http::hazards::api(),
         crate::http::risks::api(),
         crate::http::supervision::api(),
+        crate::http::supplies::api(),
+        crate::http::campaigns::api(),
+        crate::http::providers::api(),
+        crate::http::funds::api(),
     ]
 }
 

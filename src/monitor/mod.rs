@@ -262,6 +262,9 @@ pub fn start(app: &App) -> Services {
                 if let Err(e) = crate::hazards::run(&app).await {
                     tracing::warn!(error = %e, "hazard jobs failed");
                 }
+                if let Err(e) = crate::supplies::run(&app).await {
+                    tracing::warn!(error = %e, "supplies jobs failed");
+                }
                 let now = app.clock.now();
                 if last_purge.is_none_or(|t| now - t > chrono::Duration::hours(1)) {
                     last_purge = Some(now);

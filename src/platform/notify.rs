@@ -124,7 +124,8 @@ pub const TEMPLATES: &[Template] = &[
         email_subject: Some("【安心社区】处置任务：{incident}"),
         email_body: Some("{incident}已启动，您有 {count} 项处置任务，最早须于 {due} 前完成。请登录安心社区查看。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
         secret_params: false,
-    },    // hazard ledger (issue 6)
+    },
+    // hazard ledger (issue 6)
     Template {
         id: "hazard_escalated",
         params: &["node", "place", "finding", "hours"],
@@ -142,6 +143,9 @@ pub const TEMPLATES: &[Template] = &[
         email_body: Some("{node}的风险“{title}”评审{state}（应于{due}前完成），请登录安心社区完成评审。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
         secret_params: false,
     },
+    // supplies (issue 7), each part in its own block: reserves & dispatch
+    // campaigns
+    // providers
 ];
 
 pub fn template(id: &str) -> Option<&'static Template> {

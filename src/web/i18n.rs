@@ -1141,6 +1141,10 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     super::texts_hazards::TEXTS,
     super::texts_risks::TEXTS,
     super::texts_supervision::TEXTS,
+    super::texts_supplies::TEXTS,
+    super::texts_campaigns::TEXTS,
+    super::texts_providers::TEXTS,
+    super::texts_funds::TEXTS,
 ];
 
 fn all() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {

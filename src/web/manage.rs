@@ -91,6 +91,10 @@ fn who(s: &Session) -> minijinja::Value {
         "inspections": c.has(Permission::Inspect) || c.has(Permission::ManageInspections),
         "hazards": c.has(Permission::ReadHazards),
         "calendar": c.has(Permission::ManageConfig),
+        "supplies": c.has(Permission::ReadSupplies),
+        "campaigns": c.has(Permission::RunCampaigns),
+        "provider": c.has(Permission::Provide),
+        "funds": c.has(Permission::ReadFunds),
         "users": c.has(Permission::ManageAccounts) || c.has(Permission::ManageGrants),
         "totp": s.mfa_required(),
     }))

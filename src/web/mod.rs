@@ -31,9 +31,11 @@ macro_rules! staff {
 pub mod admin;
 pub mod alarms;
 pub mod assets;
+pub mod campaigns;
 pub mod devices;
 pub mod forms;
 pub mod forward;
+pub mod funds;
 pub mod hazards;
 pub mod households;
 pub mod i18n;
@@ -45,18 +47,24 @@ pub mod map;
 pub mod passes;
 pub mod places;
 pub mod plans;
+pub mod providers;
 pub mod records;
 pub mod resident;
 pub mod risks;
 pub mod supervision;
+pub mod supplies;
+pub mod texts_campaigns;
+pub mod texts_funds;
 pub mod texts_hazards;
 pub mod texts_incidents;
 pub mod texts_inspections;
 pub mod texts_monitor;
 pub mod texts_passes;
 pub mod texts_plans;
+pub mod texts_providers;
 pub mod texts_risks;
 pub mod texts_supervision;
+pub mod texts_supplies;
 pub mod texts_volunteers;
 pub mod texts_warnings;
 pub mod volunteers;
@@ -114,6 +122,10 @@ pub fn routes() -> Table {
         .merge(hazards::routes())
         .merge(risks::routes())
         .merge(supervision::routes())
+        .merge(supplies::routes())
+        .merge(campaigns::routes())
+        .merge(providers::routes())
+        .merge(funds::routes())
 }
 
 /// What every page needs from the request: language, large-text mode, the path (for the
@@ -297,6 +309,11 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "calendar.html",
     // supervision
     "supervision.html",
+    // supplies (issue 7): each part lists its own templates in its block
+    // reserves & dispatch
+    // campaigns
+    // providers
+    // fund ledger
 ];
 
 /// Render `name` with `ctx` plus what every page needs.

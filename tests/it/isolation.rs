@@ -315,6 +315,10 @@ fn sample_body(path: &str, w: &World) -> Option<Value> {
                 .or_else(|| crate::hazards::sample_body(path, w))
                 .or_else(|| crate::risks::sample_body(path, w))
                 .or_else(|| crate::supervision::sample_body(path, w))
+                .or_else(|| crate::supplies::sample_body(path, w))
+                .or_else(|| crate::campaigns::sample_body(path, w))
+                .or_else(|| crate::providers::sample_body(path, w))
+                .or_else(|| crate::funds::sample_body(path, w))
         }
     })
 }
@@ -443,6 +447,7 @@ async fn matrix(t: &TestApp) {
     records.extend(crate::world::monitoring_a1(t.store(), &w).await);
     records.extend(crate::world::operations_a1(t.store(), &w).await);
     records.extend(crate::world::hazards_a1(t.store(), &w).await);
+    records.extend(crate::world::supplies_a1(t.store(), &w).await);
 
     let insider = user(
         t,

@@ -6,9 +6,11 @@
 mod support;
 
 mod auth;
+mod campaigns;
 mod channels;
 mod crash;
 mod demo;
+mod funds;
 mod hazards;
 mod import_export;
 mod incidents;
@@ -24,9 +26,11 @@ mod people;
 mod places;
 mod plans;
 mod platform;
+mod providers;
 mod risks;
 mod store_engine;
 mod supervision;
+mod supplies;
 mod tree;
 mod volunteers;
 mod warnings;

@@ -569,7 +569,11 @@ both_stores!(
             .iter()
             .filter_map(|l| l["kind"].as_str()?.strip_prefix("activation."))
             .collect();
-        assert_eq!(steps, ["tasks", "callouts", "welfare", "shelters"], "{log}");
+        assert_eq!(
+            steps,
+            ["tasks", "callouts", "welfare", "shelters", "campaigns"],
+            "{log}"
+        );
         // Tasks: the commander's to the grid worker, the unfilled liaison's to the confirming user.
         let tasks = t
             .store()

@@ -423,3 +423,20 @@ pub async fn hazards_a1(store: &Store, w: &World) -> std::collections::HashMap<&
     m.extend(part);
     m
 }
+
+/// Supplies records of community A for the isolation matrix, each part adding its own.
+pub async fn supplies_a1(
+    store: &Store,
+    w: &World,
+) -> std::collections::HashMap<&'static str, Uuid> {
+    let mut m = std::collections::HashMap::new();
+    let part = crate::supplies::a1(store, w, &m).await;
+    m.extend(part);
+    let part = crate::providers::a1(store, w, &m).await;
+    m.extend(part);
+    let part = crate::campaigns::a1(store, w, &m).await;
+    m.extend(part);
+    let part = crate::funds::a1(store, w, &m).await;
+    m.extend(part);
+    m
+}

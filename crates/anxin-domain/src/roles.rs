@@ -106,6 +106,22 @@ string_enum! {
         ManageRisks = "manage_risks", "管理风险登记",
         /// Score the communities below (红黄牌) and read the ranked table.
         Supervise = "supervise", "督导考核",
+        /// Reserves, depots, balances, norms and gaps, campaigns and orders in scope (read).
+        ReadSupplies = "read_supplies", "查看应急物资",
+        /// Items, depots, lots and every stock movement; reserve norms; dispatch plans and
+        /// their transfers; orders to providers and receiving them.
+        ManageSupplies = "manage_supplies", "管理应急物资",
+        /// Distribution campaigns: configure and open them, redeem pickup codes, reserve on a
+        /// resident's behalf (代办), assign delivery orders.
+        RunCampaigns = "run_campaigns", "组织物资发放",
+        /// Carry out the delivery orders one is assigned.
+        DeliverSupplies = "deliver_supplies", "配送物资",
+        /// The emergency fund ledger in scope (read; the public page needs no permission).
+        ReadFunds = "read_funds", "查看应急资金",
+        /// Record fund sources and spending with their attachments.
+        ManageFunds = "manage_funds", "管理应急资金",
+        /// A provider's own offers and the orders placed with it.
+        Provide = "provide", "服务商供货",
         ReadOwnHousehold = "read_own_household", "查看本户信息",
         WriteOwnHousehold = "write_own_household", "维护本户信息",
     }
@@ -179,6 +195,12 @@ const COMMUNITY_STAFF: &[Permission] = &[
     P::ManageInspections,
     P::HandleHazards,
     P::ManageRisks,
+    P::ReadSupplies,
+    P::ManageSupplies,
+    P::RunCampaigns,
+    P::DeliverSupplies,
+    P::ReadFunds,
+    P::ManageFunds,
 ];
 
 /// Grid workers watch and handle alarms and may draft a warning; approving and issuing one is
@@ -203,6 +225,9 @@ const GRID_STAFF: &[Permission] = &[
     P::ReadHazards,
     P::Inspect,
     P::HandleHazards,
+    P::ReadSupplies,
+    P::RunCampaigns,
+    P::DeliverSupplies,
 ];
 
 const OFFICER: &[Permission] = &[
@@ -226,6 +251,9 @@ const OFFICER: &[Permission] = &[
     P::HandleHazards,
     P::ManageRisks,
     P::Supervise,
+    P::ReadSupplies,
+    P::ManageSupplies,
+    P::ReadFunds,
 ];
 
 /// The accredited third party reads the hazards in its scope and accepts remediated major ones;
@@ -234,7 +262,16 @@ const INSPECTOR: &[Permission] = &[P::ReadHazards, P::AcceptHazards];
 
 /// Volunteers and deployed cadres answer call-outs, record welfare checks they are given and
 /// staff gates; they see no lists of people.
-const VOLUNTEER: &[Permission] = &[P::RespondCallouts, P::RecordWelfare, P::CheckGates];
+const VOLUNTEER: &[Permission] = &[
+    P::RespondCallouts,
+    P::RecordWelfare,
+    P::CheckGates,
+    P::DeliverSupplies,
+];
+
+/// A provider (服务商) publishes its offers and works the orders placed with it; which provider
+/// an account speaks for is recorded with the provider, and it sees nothing else.
+const PROVIDER: &[Permission] = &[P::Provide];
 
 impl Role {
     /// What the role may do within the scope of a grant.
@@ -254,7 +291,7 @@ impl Role {
             Role::Resident => &[P::ReadOwnHousehold, P::WriteOwnHousehold],
             Role::Volunteer => VOLUNTEER,
             Role::Inspector => INSPECTOR,
-            Role::Provider => &[],
+            Role::Provider => PROVIDER,
         }
     }
 
@@ -441,7 +478,11 @@ mod tests {
             Role::Resident.permissions(),
             &[P::ReadOwnHousehold, P::WriteOwnHousehold]
         );
-        assert!(Role::Provider.permissions().is_empty());
+        // A provider works its own offers and orders and sees nothing else.
+        assert_eq!(Role::Provider.permissions(), &[P::Provide]);
+        for r in Role::ALL.iter().filter(|r| **r != Role::Provider) {
+            assert!(!r.has(P::Provide), "{r:?} must not speak for a provider");
+        }
         // The third party accepts hazards and reads nothing about people; only it accepts.
         assert_eq!(
             Role::Inspector.permissions(),

@@ -76,6 +76,11 @@ pub const LOGGED_TABLES: &[&str] = &[
     // supervision (0016)
     "supervision_rounds",
     "supervision_scores",
+    // Supplies (issue 7), each part in its own block.
+    // reserves & dispatch (0017)
+    // campaigns (0018)
+    // providers (0019)
+    // fund ledger (0020)
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

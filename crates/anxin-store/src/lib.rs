@@ -32,6 +32,7 @@ pub mod readings;
 pub mod retention;
 pub mod scope;
 mod sqlite;
+pub mod supplies;
 pub mod tree;
 pub mod tx;
 pub mod value;

@@ -43,6 +43,10 @@ pub const SQLITE: &[Migration] = &[
     m!(14, "0014_hazards", "sqlite"),
     m!(15, "0015_calendar_risks", "sqlite"),
     m!(16, "0016_supervision", "sqlite"),
+    m!(17, "0017_reserves", "sqlite"),
+    m!(18, "0018_campaigns", "sqlite"),
+    m!(19, "0019_providers", "sqlite"),
+    m!(20, "0020_funds", "sqlite"),
 ];
 pub const POSTGRES: &[Migration] = &[
     m!(1, "0001_base", "postgres"),
@@ -61,6 +65,10 @@ pub const POSTGRES: &[Migration] = &[
     m!(14, "0014_hazards", "postgres"),
     m!(15, "0015_calendar_risks", "postgres"),
     m!(16, "0016_supervision", "postgres"),
+    m!(17, "0017_reserves", "postgres"),
+    m!(18, "0018_campaigns", "postgres"),
+    m!(19, "0019_providers", "postgres"),
+    m!(20, "0020_funds", "postgres"),
 ];
 
 /// The schema version each release shipped, newest last (the newest is this build's latest
@@ -72,6 +80,7 @@ pub const RELEASES: &[(&str, i64)] = &[
     ("0.3.0", 9),
     ("0.4.0", 13),
     ("0.5.0", 16),
+    ("0.6.0", 20),
 ];
 
 pub fn list(d: Dialect) -> &'static [Migration] {

@@ -72,6 +72,7 @@ pub static STEPS: &[&dyn ActivationStep] = &[
     &volunteers::CalloutStep,
     &welfare::WelfareStep,
     &activation::ShelterStep,
+    &crate::supplies::campaigns::CampaignStep,
 ];
 
 /// An incident: one activation of a plan version for a node.

@@ -1,0 +1,1 @@
+//! Dispatch across communities (owner: reserves & dispatch). SCAFFOLD.

@@ -1,0 +1,1 @@
+//! The emergency fund ledger (owner: fund ledger). SCAFFOLD.

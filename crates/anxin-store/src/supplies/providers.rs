@@ -1,0 +1,1 @@
+//! Providers, offers and orders (owner: providers). SCAFFOLD.

@@ -1,0 +1,1 @@
+//! Reserves (owner: reserves & dispatch). SCAFFOLD.

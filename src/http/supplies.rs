@@ -1,0 +1,15 @@
+//! /api/v1 routes for items, depots, lots, movements, balances, norms, the gap report, expiry, dispatch plans (owner: reserves & dispatch). SCAFFOLD.
+
+use crate::http::routes::Table;
+
+pub fn routes() -> Table {
+    Table::new()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+struct Api;
+
+pub fn api() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
+}
