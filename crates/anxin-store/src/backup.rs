@@ -50,6 +50,8 @@ const SEEDED: &[(&str, &str)] = &[
         "inspection_items",
         "template_id IN (SELECT id FROM inspection_templates WHERE node_id IS NULL)",
     ),
+    // The platform's supplies catalogue (migration 0017).
+    ("supply_items", "node_id IS NULL"),
 ];
 
 /// The type of a column, as far as conversion cares.
