@@ -77,6 +77,7 @@ fn who(s: &Session) -> minijinja::Value {
         "csrf": s.csrf().unwrap_or_default(),
         // Which administration links the navigation offers (the pages check again).
         "base": c.has(Permission::ReadBase),
+        "import": c.has(Permission::ImportData) || c.has(Permission::ExportData),
         "people": c.has(Permission::ReadPeople),
         "vulnerable": c.has(Permission::ReadVulnerable),
         "audit": c.has(Permission::ReadAudit),
@@ -193,6 +194,12 @@ async fn dashboard(ui: Ui, State(app): State<App>, s: Result<Staff, AuthError>) 
         Ok(s) => s,
         Err(e) => return refused(&ui, e),
     };
+    // A provider's account works its offers and orders and reads no base data.
+    if !s.caller().has(anxin_domain::roles::Permission::ReadBase)
+        && s.caller().has(anxin_domain::roles::Permission::Provide)
+    {
+        return see_other("/manage/provider");
+    }
     let caller = s.caller().clone();
     let roots = match app.store.read(move |c, _| c.roots(&caller)).await {
         Ok(r) => r,
