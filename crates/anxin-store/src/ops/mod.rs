@@ -230,6 +230,18 @@ const STEP_TEXTS: &[(&str, Phase, &str, &str)] = &[
         "Shelters: {closed} back in normal service",
     ),
     (
+        "campaigns",
+        Phase::Activate,
+        "物资发放：开启 {campaigns} 项，配送单 {deliveries} 份",
+        "Supplies: {campaigns} distribution campaigns opened, {deliveries} delivery orders",
+    ),
+    (
+        "campaigns",
+        Phase::Deactivate,
+        "物资发放：结束 {campaigns_closed} 项",
+        "Supplies: {campaigns_closed} distribution campaigns closed",
+    ),
+    (
         "welfare",
         Phase::Deactivate,
         "不漏一人：{checked} 位已核查，{closed_unchecked} 位未核查即结束",
