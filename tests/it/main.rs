@@ -28,6 +28,7 @@ mod plans;
 mod platform;
 mod providers;
 mod risks;
+mod rush_crash;
 mod store_engine;
 mod supervision;
 mod supplies;
