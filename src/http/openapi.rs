@@ -198,6 +198,9 @@ fn error_statuses(e: &Entry, has_body: bool) -> Vec<&'static str> {
         || OWN_CREDENTIAL.contains(&e.path)
     {
         s.extend(["401", "403", "404"]);
+    } else if e.path.starts_with("/api/v1/public/") {
+        // Published records read without sign-in: what is not published is missing.
+        s.push("404");
     }
     if !matches!(e.method, "GET" | "HEAD") {
         s.push("409");
