@@ -661,6 +661,26 @@ const KEY_DOCS: &[(&str, &str)] = &[
         "confirm_triggered",
         "Plans started by an issued warning or a raised alarm wait for confirmation.",
     ),
+    (
+        "expiry_warn_days",
+        "Days before a lot of reserves expires that its community's staff are warned.",
+    ),
+    (
+        "batch",
+        "Reservations are committed in batches by one writer (false: one transaction per request).",
+    ),
+    (
+        "batch_wait_us",
+        "Microseconds the reservation writer waits for more requests when its queue is short.",
+    ),
+    (
+        "allow_overdraft",
+        "Allow spending beyond a fund account's balance.",
+    ),
+    (
+        "public_months",
+        "Months of entries the public fund page shows.",
+    ),
     ("listen", "Address to listen on."),
     (
         "secure_cookies",

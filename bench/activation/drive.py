@@ -69,6 +69,10 @@ def main():
         "volunteers": {"count": a.volunteers, "skills": []},
         "welfare_checks": True,
         "welfare_escalate_minutes": 30,
+        # The supplies step (issue 7): a mask campaign for the district, whose opening gives
+        # every household with a vulnerable person a delivery order.
+        "supplies": [{"item": "mask", "quantity_per_household": 5, "stock": 250000,
+                      "title": "防汛口罩发放", "place": "社区居委会", "hours": 72}],
     }
     plan = call("POST", "/api/v1/plans",
                 {"node_id": district, "name": f"锦江区防汛预案 {int(time.time())}",
@@ -90,7 +94,20 @@ def main():
 
 
 def tables_with_incident(cols_of):
-    return [t for t, cols in cols_of.items() if "incident_id" in cols]
+    """The activation's rows: tables keyed by the incident, then the campaigns' slots, counters
+    and delivery orders, keyed by a campaign of the incident."""
+    direct = [t for t, cols in cols_of.items() if "incident_id" in cols]
+    by_campaign = [t for t, cols in cols_of.items()
+                   if "campaign_id" in cols and "incident_id" not in cols]
+    return direct + sorted(by_campaign)
+
+
+def where(t, cols_of, incident, param):
+    if t == "incidents":
+        return f"id = {param}"
+    if "incident_id" in cols_of[t]:
+        return f"incident_id = {param}"
+    return f"campaign_id IN (SELECT id FROM campaigns WHERE incident_id = {param})"
 
 
 def anchor(database, incident):
@@ -120,13 +137,14 @@ def anchor(database, incident):
             # Foreign keys point at the real tables; the copies keep them (same checks).
             db.execute(d.replace("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX IF NOT EXISTS ")
                         .replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS "))
-        key = lambda t: "id" if t == "incidents" else "incident_id"
-        n = sum(db.execute(f"SELECT count(*) FROM {t} WHERE {key(t)} = ?", (incident,)).fetchone()[0]
+        n = sum(db.execute(f"SELECT count(*) FROM {t} WHERE {where(t, cols_of, incident, '?')}",
+                           (incident,)).fetchone()[0]
                 for t in tables)
         t0 = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
         for t in tables:
-            db.execute(f"INSERT INTO bench_{t} SELECT * FROM {t} WHERE {key(t)} = ?", (incident,))
+            db.execute(f"INSERT INTO bench_{t} SELECT * FROM {t} WHERE {where(t, cols_of, incident, '?')}",
+                       (incident,))
         db.execute("COMMIT")
         ms = (time.perf_counter() - t0) * 1000
         for t in tables:
@@ -135,19 +153,24 @@ def anchor(database, incident):
         url = database
         q = lambda sql: subprocess.run(["psql", "-qAtX", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
                                        check=True, capture_output=True, text=True).stdout
-        names = q("SELECT table_name FROM information_schema.columns WHERE column_name = 'incident_id' "
-                  "AND table_schema = current_schema()").split()
-        tables = ["incidents"] + sorted(set(names))
+        cols_of = {}
+        for line in q("SELECT table_name, column_name FROM information_schema.columns "
+                      "WHERE column_name IN ('incident_id', 'campaign_id') "
+                      "AND table_schema = current_schema()").split():
+            t, c = line.split("|")
+            cols_of.setdefault(t, []).append(c)
+        cols_of["incidents"] = ["id"]
+        tables = ["incidents"] + [t for t in tables_with_incident(cols_of) if t != "incidents"]
         setup = "".join(f"DROP TABLE IF EXISTS bench_{t}; CREATE TABLE bench_{t} (LIKE {t} INCLUDING ALL);"
                         for t in tables)
         q(setup)
         script = ["\\timing on", "BEGIN;"]
         n = 0
         for t in tables:
-            key = "id" if t == "incidents" else "incident_id"
-            cnt = int(q(f"SELECT count(*) FROM {t} WHERE {key} = '{incident}'"))
+            w = where(t, cols_of, incident, f"'{incident}'")
+            cnt = int(q(f"SELECT count(*) FROM {t} WHERE {w}"))
             n += cnt
-            script.append(f"INSERT INTO bench_{t} SELECT * FROM {t} WHERE {key} = '{incident}';")
+            script.append(f"INSERT INTO bench_{t} SELECT * FROM {t} WHERE {w};")
         script.append("COMMIT;")
         out = subprocess.run(["psql", "-qX", "-v", "ON_ERROR_STOP=1", url], input="\n".join(script),
                              check=True, capture_output=True, text=True).stdout

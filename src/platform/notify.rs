@@ -144,6 +144,14 @@ pub const TEMPLATES: &[Template] = &[
         secret_params: false,
     },
     // supplies (issue 7), each part in its own block: reserves & dispatch
+    Template {
+        id: "stock_expiry",
+        params: &["item", "quantity", "depot", "node", "expires"],
+        sms: Some("【安心社区】物资临期提醒：{node}{depot}的{item}（{quantity}）将于{expires}到期，请及时轮换使用或报废处理。"),
+        email_subject: Some("【安心社区】物资临期：{item}"),
+        email_body: Some("{node}{depot}的{item}（{quantity}）将于 {expires} 到期，请及时轮换使用或报废处理。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
+        secret_params: false,
+    },
     // campaigns
     // providers
 ];

@@ -311,9 +311,26 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "supervision.html",
     // supplies (issue 7): each part lists its own templates in its block
     // reserves & dispatch
+    "stock.html",
+    "stock_depot.html",
+    "stock_gaps.html",
+    "dispatch.html",
+    "dispatch_plan.html",
     // campaigns
+    "campaigns.html",
+    "campaign.html",
+    "campaign_redeem.html",
+    "campaign_resident.html",
+    "campaign_deliveries.html",
     // providers
+    "orders.html",
+    "order.html",
+    "provider.html",
+    "provider_portal.html",
     // fund ledger
+    "funds.html",
+    "fund.html",
+    "fund_public.html",
 ];
 
 /// Render `name` with `ctx` plus what every page needs.

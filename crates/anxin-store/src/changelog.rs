@@ -78,9 +78,27 @@ pub const LOGGED_TABLES: &[&str] = &[
     "supervision_scores",
     // Supplies (issue 7), each part in its own block.
     // reserves & dispatch (0017)
+    "supply_items",
+    "stock_lots",
+    "stock_movements",
+    "stock_norms",
+    "dispatch_plans",
+    "dispatch_lines",
     // campaigns (0018)
+    "campaigns",
+    "campaign_slots",
+    "campaign_reservations",
     // providers (0019)
+    "providers",
+    "provider_nodes",
+    "provider_accounts",
+    "supply_offers",
+    "supply_orders",
+    "supply_order_events",
     // fund ledger (0020)
+    "fund_accounts",
+    "fund_entries",
+    "fund_attachments",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
