@@ -87,11 +87,7 @@ macro_rules! guarded {
 }
 
 /// Asia/Shanghai, to the minute.
-fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
+use crate::web::forms::local_minute as local;
 
 /// `2026-11-02T18:00` (Asia/Shanghai, as `datetime-local` sends it) as an instant.
 fn local_input(raw: &str) -> Option<DateTime<Utc>> {

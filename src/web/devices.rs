@@ -44,11 +44,7 @@ pub fn routes() -> Table {
 /// How far back the chart looks, and at what step.
 const WINDOW_HOURS: i64 = 24;
 
-fn local(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.with_timezone(&anxin_domain::SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
+use crate::web::forms::local_minute as local;
 
 fn kind_text(ui: &Ui, d: &Device) -> String {
     crate::web::forms::enum_label(ui, d.kind.zh(), d.kind.as_str())

@@ -389,6 +389,35 @@ pub fn put(v: &mut Fields, k: &str, value: Option<impl ToString>) {
     }
 }
 
+/// An instant as the pages show it: minutes, Asia/Shanghai (`2026-11-02 18:00`).
+pub fn local_minute(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&anxin_domain::SHANGHAI)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// The field an error names (empty when none).
+pub fn error_field(e: &ApiError) -> String {
+    e.details["field"].as_str().unwrap_or_default().to_owned()
+}
+
+/// An error's text in the page's language, with the field it names: `数值无效（quantity）`.
+pub fn error_with_field(ui: &Ui, e: &ApiError) -> String {
+    let msg = i18n::lookup(ui.lang, e.code).map_or_else(|| e.message.clone(), str::to_owned);
+    let field = error_field(e);
+    if field.is_empty() {
+        msg
+    } else {
+        format!("{msg}（{field}）")
+    }
+}
+
+/// Whether an error belongs on the form that was posted (invalid input, a conflict) rather than
+/// on the error page.
+pub fn shown_on_form(e: &ApiError) -> bool {
+    e.status == StatusCode::UNPROCESSABLE_ENTITY || e.status == StatusCode::CONFLICT
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

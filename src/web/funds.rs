@@ -115,33 +115,15 @@ fn kinds(ui: &Ui, d: Direction) -> Vec<Json> {
         .collect()
 }
 
-fn field_of(e: &ApiError) -> String {
-    e.details["field"].as_str().unwrap_or_default().to_owned()
-}
-
-fn error_text(ui: &Ui, e: &ApiError) -> String {
-    let msg = i18n::lookup(ui.lang, e.code).map_or_else(|| e.message.clone(), str::to_owned);
-    let field = field_of(e);
-    if field.is_empty() {
-        msg
-    } else {
-        format!("{msg}（{field}）")
-    }
-}
-
-fn form_error(e: &ApiError) -> bool {
-    e.status == StatusCode::UNPROCESSABLE_ENTITY || e.status == StatusCode::CONFLICT
-}
+use crate::web::forms::{
+    error_field as field_of, error_with_field as error_text, shown_on_form as form_error,
+};
 
 fn yuan(fen: i64) -> String {
     format_yuan(fen)
 }
 
-fn local(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.with_timezone(&SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
+use crate::web::forms::local_minute as local;
 
 fn role_label(ui: &Ui, role: &str) -> String {
     match role.parse::<anxin_domain::Role>() {

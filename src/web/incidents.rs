@@ -104,11 +104,7 @@ macro_rules! page_try {
 }
 
 /// Asia/Shanghai, to the minute.
-fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
+use crate::web::forms::local_minute as local;
 
 fn local_opt(t: Option<DateTime<Utc>>) -> String {
     t.map(local).unwrap_or_default()

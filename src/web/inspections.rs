@@ -23,13 +23,13 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use minijinja::context;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use anxin_domain::hazard::{AnswerType, HazardGrade, Period, PhotoRule, PlaceKind};
-use anxin_domain::{Permission, SHANGHAI};
+use anxin_domain::Permission;
 use anxin_store::hazards::inspections::{
     self as insp, AnswerInput, AnswersInput, FinishInput, InspectionQuery, InspectionSheet,
     ItemInput, ScheduleInput, ScheduleQuery, StartInput, Template, TemplateInput, TemplateQuery,
@@ -93,11 +93,7 @@ pub fn routes() -> Table {
 }
 
 /// Asia/Shanghai, to the minute.
-fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
+use crate::web::forms::local_minute as local;
 
 fn form_error(ui: &Ui, e: &ApiError) -> Json {
     let field = e

@@ -77,11 +77,7 @@ macro_rules! guarded {
 }
 
 /// Asia/Shanghai, to the minute.
-fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
+use crate::web::forms::local_minute as local;
 
 /// An error shown on the page it came from (a missing record is the error page, as always).
 fn form_error(ui: &Ui, e: &ApiError) -> Option<serde_json::Value> {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use anxin_domain::plan::{PlanBody, Trigger};
 use anxin_domain::warning::{WarningCategory, WarningLevel};
-use anxin_domain::{Permission, SHANGHAI};
+use anxin_domain::Permission;
 use anxin_store::monitor::DeviceKind;
 use anxin_store::ops::activation::{self, ActivateOpts};
 use anxin_store::ops::plans::{self, Plan, PlanInput, PlanQuery, VersionInput};
@@ -95,11 +95,7 @@ pub fn routes() -> Table {
         )
 }
 
-fn local(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.with_timezone(&SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
+use crate::web::forms::local_minute as local;
 
 fn t(ui: &Ui, key: &str) -> String {
     i18n::t(ui.lang, key)

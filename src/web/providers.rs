@@ -22,7 +22,6 @@ use minijinja::context;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
-use anxin_domain::SHANGHAI;
 use anxin_store::supplies::providers::{
     self as pv, AccountLinkInput, Offer, OfferInput, OfferQuery, Order, OrderInput, OrderQuery,
     OrderStepInput, ProviderInput, Step, ORDER_STATES,
@@ -69,11 +68,7 @@ fn en(ui: &Ui) -> bool {
     ui.lang == i18n::Lang::En
 }
 
-fn local(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.with_timezone(&SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
+use crate::web::forms::local_minute as local;
 
 fn yuan(fen: i64) -> String {
     format!("¥{}.{:02}", fen / 100, fen % 100)
@@ -92,24 +87,11 @@ fn state_label(ui: &Ui, code: &str) -> String {
     )
 }
 
-fn field_of(e: &ApiError) -> String {
-    e.details["field"].as_str().unwrap_or_default().to_owned()
-}
+use crate::web::forms::{error_field as field_of, error_with_field as error_text};
 
-fn error_text(ui: &Ui, e: &ApiError) -> String {
-    let msg = i18n::lookup(ui.lang, e.code).map_or_else(|| e.message.clone(), str::to_owned);
-    let field = field_of(e);
-    if field.is_empty() {
-        msg
-    } else {
-        format!("{msg}（{field}）")
-    }
-}
-
+/// A step refused to this side (`order.wrong_side`, 403) is shown on the form too.
 fn form_error(e: &ApiError) -> bool {
-    e.status == StatusCode::UNPROCESSABLE_ENTITY
-        || e.status == StatusCode::CONFLICT
-        || e.status == StatusCode::FORBIDDEN
+    crate::web::forms::shown_on_form(e) || e.status == StatusCode::FORBIDDEN
 }
 
 fn offer_row(ui: &Ui, o: &Offer) -> Json {

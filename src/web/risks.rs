@@ -27,7 +27,6 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use anxin_domain::calendar::{is_weekend, WorkCalendar};
-use anxin_domain::SHANGHAI;
 use anxin_store::hazards::calendar::{self, DayInput};
 use anxin_store::hazards::risks::{
     self, Risk, RiskInput, RiskQuery, RiskReviewInput, LEVELS, RISK_TYPES,
@@ -83,11 +82,7 @@ fn en(ui: &Ui) -> bool {
     ui.lang == i18n::Lang::En
 }
 
-fn local(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.with_timezone(&SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
+use crate::web::forms::local_minute as local;
 
 /// The text colour on a level's colour (contrast at least 4.5:1).
 pub fn level_ink(level: &str) -> &'static str {
@@ -165,24 +160,9 @@ fn risk_row(ui: &Ui, r: &Risk) -> Json {
     })
 }
 
-/// The field an error names (empty when none).
-fn field_of(e: &ApiError) -> String {
-    e.details["field"].as_str().unwrap_or_default().to_owned()
-}
-
-fn error_text(ui: &Ui, e: &ApiError) -> String {
-    let msg = i18n::lookup(ui.lang, e.code).map_or_else(|| e.message.clone(), str::to_owned);
-    let field = field_of(e);
-    if field.is_empty() {
-        msg
-    } else {
-        format!("{msg}（{field}）")
-    }
-}
-
-fn form_error(e: &ApiError) -> bool {
-    e.status == StatusCode::UNPROCESSABLE_ENTITY || e.status == StatusCode::CONFLICT
-}
+use crate::web::forms::{
+    error_field as field_of, error_with_field as error_text, shown_on_form as form_error,
+};
 
 fn int(f: &Fields, k: &str) -> Result<Option<i64>, ApiError> {
     crate::web::forms::int(f, k)

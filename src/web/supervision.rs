@@ -21,7 +21,6 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
-use anxin_domain::SHANGHAI;
 use anxin_store::hazards::supervision::{self as sup, Line, Quarter, RoundInput, TableQuery};
 
 use crate::app::App;
@@ -50,11 +49,7 @@ fn t(ui: &Ui, key: &str) -> String {
     i18n::t(ui.lang, key)
 }
 
-fn local(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.with_timezone(&SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
+use crate::web::forms::local_minute as local;
 
 /// A share as the page shows it: percent rounded down (as the reasons do), or a dash.
 fn pct(share: Option<f64>) -> String {

@@ -46,11 +46,7 @@ pub fn routes() -> Table {
 }
 
 /// Asia/Shanghai, to the minute, as the forms take it.
-fn local(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.with_timezone(&SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
+use crate::web::forms::local_minute as local;
 
 #[derive(Debug, Default, Deserialize)]
 struct ListQuery {
