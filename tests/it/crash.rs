@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 const PASSWORD: &str = "Crash-test-2026";
 
-fn anxin(dir: &std::path::Path) -> Command {
+/// `anxin` on a private SQLite file and key file in `dir`, quiet, without request limits.
+pub(crate) fn anxin(dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_anxin"));
     c.current_dir(dir)
         .env(
@@ -17,8 +18,9 @@ fn anxin(dir: &std::path::Path) -> Command {
             format!("sqlite://{}", dir.join("anxin.db").display()),
         )
         .env("ANXIN_CRYPTO__MASTER_KEY_FILE", dir.join("master.keys"))
-        .env("ANXIN_LOG__FILTER", "warn")
-        .env("ANXIN_SERVER__RATE_PER_MINUTE_PER_ADDRESS", "100000")
+        .env("ANXIN_LOG__FILTER", "error")
+        .env("ANXIN_SERVER__RATE_PER_MINUTE_PER_ADDRESS", "100000000")
+        .env("ANXIN_AUTH__RATE_PER_MINUTE_PER_ACCOUNT", "100000")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     c
@@ -32,21 +34,22 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start(dir: &std::path::Path) -> (Child, String) {
+/// `anxin serve` on a free port, once it answers `/readyz`.
+pub(crate) async fn start(dir: &std::path::Path) -> (Child, String) {
     let port = free_port();
     let mut child = anxin(dir)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
+    for _ in 0..500 {
         if reqwest::get(format!("{base}/readyz"))
             .await
             .is_ok_and(|r| r.status().is_success())
         {
             return (child, base);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = child.kill();
     let _ = child.wait();

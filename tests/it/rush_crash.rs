@@ -10,7 +10,6 @@
 //!   acknowledged code redeems once and only once.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -324,50 +323,7 @@ const STOCK: i64 = 1_500;
 const ROUNDS: usize = 22;
 const CLIENTS: usize = 16;
 
-fn anxin(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_anxin"));
-    c.current_dir(dir)
-        .env(
-            "ANXIN_DATABASE__URL",
-            format!("sqlite://{}", dir.join("anxin.db").display()),
-        )
-        .env("ANXIN_CRYPTO__MASTER_KEY_FILE", dir.join("master.keys"))
-        .env("ANXIN_LOG__FILTER", "error")
-        .env("ANXIN_SERVER__RATE_PER_MINUTE_PER_ADDRESS", "100000000")
-        .env("ANXIN_AUTH__RATE_PER_MINUTE_PER_ACCOUNT", "100000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    c
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(dir: &std::path::Path) -> (Child, String) {
-    let port = free_port();
-    let mut child = anxin(dir)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..300 {
-        if reqwest::get(format!("{base}/readyz"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("anxin serve did not become ready");
-}
+use crate::crash::{anxin, start};
 
 /// The app on the test's file, in this process (seeding before the server starts and checking
 /// after it is killed).
