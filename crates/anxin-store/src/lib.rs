@@ -63,6 +63,8 @@ pub struct Env {
     /// This node's name in change-log origins (a community node later syncs with the city's).
     pub origin: String,
     pub events: broadcast::Sender<ChangeEvent>,
+    /// Expanded node reaches per set of grants, dropped on any tree change (people lists).
+    pub reach_cache: scope::ReachCache,
 }
 
 impl std::fmt::Debug for Env {
@@ -95,6 +97,9 @@ enum Engine {
 struct Inner {
     engine: Engine,
     env: Arc<Env>,
+    /// Bumped after every committed write that changed sessions, person links, users, grants,
+    /// API tokens or people: the session cache's generation (rush).
+    auth_gen: std::sync::atomic::AtomicU64,
 }
 
 /// The store. Cheap to clone; every clone shares the engine.
@@ -190,9 +195,14 @@ impl Store {
             data_key_alg: algorithm,
             origin,
             events,
+            reach_cache: scope::ReachCache::default(),
         });
         Ok(Store {
-            inner: Arc::new(Inner { engine, env }),
+            inner: Arc::new(Inner {
+                engine,
+                env,
+                auth_gen: std::sync::atomic::AtomicU64::new(0),
+            }),
         })
     }
 
@@ -257,13 +267,67 @@ impl Store {
         ctx: WriteCtx,
         f: impl FnOnce(&mut Tx) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.write_with(ctx, false, f)
+    }
+
+    // Writes that run alone and the auth generation (rush).
+    /// [`Store::write_blocking`], but never sharing its transaction: on SQLite the writer thread
+    /// does not group it with other queued writes (one `BEGIN … COMMIT`, one fsync, for this
+    /// write alone); on PostgreSQL every write is its own transaction anyway.
+    pub fn write_alone_blocking<T: Send + 'static>(
+        &self,
+        ctx: WriteCtx,
+        f: impl FnOnce(&mut Tx) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.write_with(ctx, true, f)
+    }
+
+    /// [`Store::write_alone_blocking`] on the blocking pool.
+    pub async fn write_alone<T: Send + 'static>(
+        &self,
+        ctx: WriteCtx,
+        f: impl FnOnce(&mut Tx) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let s = self.clone();
+        tokio::task::spawn_blocking(move || s.write_alone_blocking(ctx, f))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("write task: {e}")))?
+    }
+
+    /// A counter bumped after every committed write of this store that ended or changed a
+    /// session, changed a person link, or changed users, grants, API tokens or people (the
+    /// once-a-minute session touch and new sessions do not count): what a cache of resolved
+    /// sessions compares to know its entries are still current in this process.
+    pub fn auth_generation(&self) -> u64 {
+        self.inner
+            .auth_gen
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump_auth(&self, touched: bool) {
+        if touched {
+            self.inner
+                .auth_gen
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    fn write_with<T: Send + 'static>(
+        &self,
+        ctx: WriteCtx,
+        alone: bool,
+        f: impl FnOnce(&mut Tx) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let env = self.inner.env.clone();
         match &self.inner.engine {
             Engine::Sqlite(e) => {
-                let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Result<T>>(1);
+                let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Result<(T, bool)>>(1);
                 let job: sqlite::WriteJob = Box::new(move |conn| {
                     let mut tx = Tx::new(conn, &ctx, &env);
-                    let res = f(&mut tx).and_then(|v| tx.finish().map(|evs| (v, evs)));
+                    let res = f(&mut tx).and_then(|v| {
+                        let auth = tx.touches_auth();
+                        tx.finish().map(|evs| ((v, auth), evs))
+                    });
                     match res {
                         Ok((v, events)) => sqlite::JobOutcome {
                             ok: true,
@@ -281,34 +345,41 @@ impl Store {
                         },
                     }
                 });
-                e.writer
-                    .send(job)
-                    .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
-                done_rx
+                if alone {
+                    e.writer.send_alone(job)
+                } else {
+                    e.writer.send(job)
+                }
+                .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
+                let (v, auth) = done_rx
                     .recv()
-                    .map_err(|_| StoreError::Unavailable("write aborted".into()))?
+                    .map_err(|_| StoreError::Unavailable("write aborted".into()))??;
+                self.bump_auth(auth);
+                Ok(v)
             }
             Engine::Postgres(e) => {
                 let mut entry = e.pool.get(POOL_WAIT)?;
-                let result = (|| -> Result<(T, Vec<ChangeEvent>)> {
+                let result = (|| -> Result<(T, bool, Vec<ChangeEvent>)> {
                     let pg::PgEntry { client, stmts } = &mut *entry;
                     let mut t = client.transaction()?;
-                    let (v, events) = {
+                    let (v, auth, events) = {
                         let mut c = pg::PgConn {
                             client: &mut t,
                             stmts,
                         };
                         let mut tx = Tx::new(&mut c, &ctx, &env);
                         let v = f(&mut tx)?;
-                        (v, tx.finish()?)
+                        let auth = tx.touches_auth();
+                        (v, auth, tx.finish()?)
                     };
                     t.commit()?;
-                    Ok((v, events))
+                    Ok((v, auth, events))
                 })();
                 if entry.client.is_closed() {
                     entry.discard();
                 }
-                let (v, events) = result?;
+                let (v, auth, events) = result?;
+                self.bump_auth(auth);
                 for ev in events {
                     let _ = env.events.send(ev);
                 }
@@ -316,6 +387,8 @@ impl Store {
             }
         }
     }
+
+    // end of writes that run alone and the auth generation (rush)
 
     /// Re-wrap every data key under the current master key; returns how many were re-wrapped.
     pub fn rotate_keys_blocking(&self) -> Result<u64> {

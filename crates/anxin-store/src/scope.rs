@@ -245,3 +245,178 @@ fn json_ids(ids: &[Uuid]) -> Value {
             .collect(),
     ))
 }
+
+/// Node reaches expanded to node ids, kept per set of granted nodes and dropped on any change to
+/// the tree.
+///
+/// Each use first asks the store (one statement, two index probes) for the last change-log
+/// position and whether a `nodes` entry was logged past the position checked before. Positions
+/// are gap-free and in commit order and every write to `nodes` is logged, so a tree edit made by
+/// any process (the server, the command line) is seen by the next use, which empties the cache.
+/// Writes to other tables leave it alone. An expansion computed while the cache was being emptied
+/// is not kept (the epoch check), so a stale set never outlives the edit that made it stale.
+#[derive(Debug, Default)]
+pub struct ReachCache {
+    state: std::sync::Mutex<CacheState>,
+    expansions: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    /// The change-log position up to which the tree is known unchanged since the sets were made.
+    checked: Option<i64>,
+    /// Bumped whenever the sets are dropped.
+    epoch: u64,
+    sets: std::collections::HashMap<Vec<Uuid>, std::sync::Arc<[Uuid]>>,
+    /// Grant sets whose reach was found not to hold every person (a hint only: dropped with
+    /// the sets; a stale entry costs a reach test, never a wrong answer).
+    partial: std::collections::HashSet<Vec<Uuid>>,
+}
+
+/// Sets kept at most; past that the cache starts over (grant sets are few in practice).
+const REACH_CACHE_MAX: usize = 4_096;
+
+impl ReachCache {
+    /// Every node id in the subtrees of `roots`, sorted.
+    pub fn expand(&self, conn: &mut dyn Conn, roots: &[Uuid]) -> Result<std::sync::Arc<[Uuid]>> {
+        let key = root_key(roots);
+        if key.is_empty() {
+            return Ok(std::sync::Arc::from(Vec::new()));
+        }
+        let since = self.lock().checked;
+        // `+kind` (SQLite) and `kind || ''` (PostgreSQL's generic plan) keep the planner on the
+        // position index (a range of the few entries since the last check), not on the
+        // (kind, …) index that holds every node entry ever logged.
+        let kind = match conn.dialect() {
+            Dialect::Sqlite => "+kind",
+            Dialect::Postgres => "kind || ''",
+        };
+        let row = conn.query_one(
+            &format!(
+                "SELECT (SELECT coalesce(max(pos), 0) FROM change_log) AS last, \
+                 (SELECT count(*) FROM (SELECT 1 FROM change_log WHERE pos > $1 \
+                 AND {kind} = 'nodes' LIMIT 1) t) AS moved"
+            ),
+            &[Value::Int(since.unwrap_or(-1))],
+        )?;
+        let (last, moved): (i64, i64) = match &row {
+            Some(r) => (r.get("last")?, r.get("moved")?),
+            None => (0, 1),
+        };
+        let epoch = {
+            let mut s = self.lock();
+            if moved > 0 || since.is_none() {
+                s.sets.clear();
+                s.partial.clear();
+                s.epoch += 1;
+            }
+            s.checked = Some(s.checked.map_or(last, |c| c.max(last)));
+            if let Some(hit) = s.sets.get(&key) {
+                return Ok(hit.clone());
+            }
+            s.epoch
+        };
+        let set = expand_subtrees(conn, &key)?;
+        self.expansions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut s = self.lock();
+        if s.epoch == epoch {
+            if s.sets.len() >= REACH_CACHE_MAX {
+                s.sets.clear();
+            }
+            s.sets.insert(key, set.clone());
+        }
+        Ok(set)
+    }
+
+    /// Whether the reach of these granted nodes was marked as not holding everyone.
+    pub fn known_partial(&self, roots: &[Uuid]) -> bool {
+        self.lock().partial.contains(&root_key(roots))
+    }
+
+    /// Remember that the reach of these granted nodes does not hold everyone.
+    pub fn mark_partial(&self, roots: &[Uuid]) {
+        let mut s = self.lock();
+        if s.partial.len() >= REACH_CACHE_MAX {
+            s.partial.clear();
+        }
+        s.partial.insert(root_key(roots));
+    }
+
+    /// How many expansions went to the store (for tests and diagnostics).
+    pub fn expansions(&self) -> u64 {
+        self.expansions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        // The state is always consistent between statements: a panic elsewhere cannot poison it.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Reach {
+    /// The node ids inside reach (the subtrees of its node grants), sorted; `None` means
+    /// everything. Through `cache` when given (see [`ReachCache`]), else one recursive query.
+    pub fn node_ids(
+        &self,
+        conn: &mut dyn Conn,
+        cache: Option<&ReachCache>,
+    ) -> Result<Option<std::sync::Arc<[Uuid]>>> {
+        if self.all {
+            return Ok(None);
+        }
+        if self.nodes.is_empty() {
+            return Ok(Some(std::sync::Arc::from(Vec::new())));
+        }
+        match cache {
+            Some(c) => c.expand(conn, &self.nodes).map(Some),
+            None => expand_subtrees(conn, &self.nodes).map(Some),
+        }
+    }
+}
+
+fn root_key(roots: &[Uuid]) -> Vec<Uuid> {
+    let mut key = roots.to_vec();
+    key.sort_unstable();
+    key.dedup();
+    key
+}
+
+/// The node ids of the subtrees of `roots`, sorted: one indexed query per tree level (on
+/// PostgreSQL a recursive query is estimated so expensive that it is JIT-compiled, ≈30 ms).
+fn expand_subtrees(conn: &mut dyn Conn, roots: &[Uuid]) -> Result<std::sync::Arc<[Uuid]>> {
+    let d = conn.dialect();
+    let uuid_in = |col: &str| match d {
+        Dialect::Sqlite => format!("{col} IN (SELECT value FROM json_each($1))"),
+        Dialect::Postgres => {
+            format!("{col} IN (SELECT v::uuid FROM jsonb_array_elements_text($1::jsonb) AS t(v))")
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut level: Vec<Uuid> = Vec::new();
+    for r in conn.query(
+        &format!("SELECT id FROM nodes WHERE {}", uuid_in("id")),
+        &[json_ids(roots)],
+    )? {
+        let id: Uuid = r.get("id")?;
+        if seen.insert(id) {
+            level.push(id);
+        }
+    }
+    let children = format!("SELECT id FROM nodes WHERE {}", uuid_in("parent_id"));
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for r in conn.query(&children, &[json_ids(&level)])? {
+            let id: Uuid = r.get("id")?;
+            if seen.insert(id) {
+                next.push(id);
+            }
+        }
+        level = next;
+    }
+    let mut ids: Vec<Uuid> = seen.into_iter().collect();
+    ids.sort_unstable();
+    Ok(ids.into())
+}

@@ -127,9 +127,34 @@ pub(crate) struct JobOutcome {
 
 pub(crate) type WriteJob = Box<dyn FnOnce(&mut dyn Conn) -> JobOutcome + Send>;
 
+// Writes that run alone (rush): `Store::write_alone` needs a transaction and a commit of its
+// own — the reservation benchmark's naive side, one transaction per request — which the group
+// commit below would otherwise share with whatever else is queued. A job sent with
+// `send_alone` is never grouped: the writer commits the group before it, runs it as the only
+// job of its transaction, then goes on.
+pub(crate) struct Queued {
+    job: WriteJob,
+    alone: bool,
+}
+
+/// The writer thread's queue.
+pub(crate) struct Writer(mpsc::SyncSender<Queued>);
+
+impl Writer {
+    /// Queue a write; it may share its transaction (group commit).
+    pub fn send(&self, job: WriteJob) -> std::result::Result<(), ()> {
+        self.0.send(Queued { job, alone: false }).map_err(|_| ())
+    }
+    /// Queue a write that gets a transaction and a commit of its own.
+    pub fn send_alone(&self, job: WriteJob) -> std::result::Result<(), ()> {
+        self.0.send(Queued { job, alone: true }).map_err(|_| ())
+    }
+}
+// end of writes that run alone (rush)
+
 pub(crate) struct SqliteEngine {
     pub path: PathBuf,
-    pub writer: mpsc::SyncSender<WriteJob>,
+    pub writer: Writer,
     pub readers: Pool<rusqlite::Connection>,
 }
 
@@ -149,7 +174,7 @@ impl SqliteEngine {
         }
         let wconn = open_conn(path, true)?;
         migrate(&mut SqliteConn(&wconn))?;
-        let (tx, rx) = mpsc::sync_channel::<WriteJob>(4096);
+        let (tx, rx) = mpsc::sync_channel::<Queued>(4096);
         std::thread::Builder::new()
             .name("anxin-sqlite-writer".into())
             .spawn(move || writer_loop(&wconn, &rx, &on_commit))
@@ -162,7 +187,7 @@ impl SqliteEngine {
         );
         Ok(Self {
             path: path.to_path_buf(),
-            writer: tx,
+            writer: Writer(tx),
             readers,
         })
     }
@@ -170,14 +195,28 @@ impl SqliteEngine {
 
 fn writer_loop(
     conn: &rusqlite::Connection,
-    rx: &mpsc::Receiver<WriteJob>,
+    rx: &mpsc::Receiver<Queued>,
     on_commit: &dyn Fn(Vec<crate::changelog::ChangeEvent>),
 ) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_GROUP {
+    // A job that must run alone, taken off the queue while a group was being gathered.
+    let mut carried: Option<Queued> = None;
+    loop {
+        let first = match carried.take() {
+            Some(q) => q,
+            None => match rx.recv() {
+                Ok(q) => q,
+                Err(_) => return,
+            },
+        };
+        let alone = first.alone;
+        let mut batch = vec![first.job];
+        while !alone && batch.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(j) => batch.push(j),
+                Ok(q) if q.alone => {
+                    carried = Some(q);
+                    break;
+                }
+                Ok(q) => batch.push(q.job),
                 Err(_) => break,
             }
         }
@@ -285,6 +324,73 @@ fn run_isolated(conn: &rusqlite::Connection, job: WriteJob) -> JobOutcome {
                 events: Vec::new(),
                 finish: Box::new(|_| {}),
             }
+        }
+    }
+}
+
+// Writes that run alone (rush): the writer never groups them.
+#[cfg(test)]
+mod alone_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::Mutex;
+
+    fn job(started: Option<mpsc::Sender<()>>, gate: Option<mpsc::Receiver<()>>) -> WriteJob {
+        Box::new(move |_conn| {
+            if let Some(s) = started {
+                let _ = s.send(());
+            }
+            if let Some(g) = gate {
+                let _ = g.recv();
+            }
+            JobOutcome {
+                ok: true,
+                events: vec![crate::changelog::ChangeEvent {
+                    pos: 0,
+                    kind: "test".into(),
+                    record_id: uuid::Uuid::nil(),
+                    op: crate::changelog::Op::Insert,
+                    at: chrono::Utc::now(),
+                    place: Default::default(),
+                }],
+                finish: Box::new(|_| {}),
+            }
+        })
+    }
+
+    #[test]
+    fn alone_writes_get_a_commit_of_their_own() {
+        let path = std::env::temp_dir().join(format!("anxin-alone-{}.db", uuid::Uuid::now_v7()));
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let seen = groups.clone();
+        let e = SqliteEngine::open(
+            &path,
+            move |evs| seen.lock().unwrap().push(evs.len()),
+            |_| Ok(()),
+        )
+        .unwrap();
+        // Hold the writer inside a write while the others queue up.
+        let (started_tx, started) = mpsc::channel();
+        let (open, gate) = mpsc::channel();
+        e.writer.send(job(Some(started_tx), Some(gate))).unwrap();
+        started.recv().unwrap();
+        e.writer.send(job(None, None)).unwrap();
+        e.writer.send(job(None, None)).unwrap();
+        e.writer.send_alone(job(None, None)).unwrap();
+        e.writer.send(job(None, None)).unwrap();
+        e.writer.send(job(None, None)).unwrap();
+        e.writer.send_alone(job(None, None)).unwrap();
+        e.writer.send_alone(job(None, None)).unwrap();
+        open.send(()).unwrap();
+        for _ in 0..500 {
+            if groups.lock().unwrap().iter().sum::<usize>() == 8 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(*groups.lock().unwrap(), vec![1, 2, 1, 2, 1, 1]);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
 }

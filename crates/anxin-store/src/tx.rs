@@ -45,6 +45,8 @@ pub struct Tx<'a> {
     /// Data keys made by this write through [`Tx::add_data_keys`]: sealing under them (fields and
     /// change-log images) needs no lookup and no unwrap.
     made_keys: HashMap<Uuid, Arc<DataKey>>,
+    /// This write changed sessions or person links (see [`Tx::touches_auth`]).
+    auth: bool,
 }
 
 /// A new data key and its wrapping under the current master key, made outside a write (the
@@ -67,6 +69,16 @@ const MAX_ROWS_PER_STATEMENT: usize = 1_000;
 /// Change-log entries below this count are appended one statement each (as always).
 const BATCH_LOG_FROM: usize = 16;
 
+/// A statement (lower case) that changes sessions or person links, other than a session's touch
+/// or a new session (session cache invalidation, rush).
+fn touches_sessions(lower: &str) -> bool {
+    let l = lower.trim_start();
+    (l.contains("sessions") || l.contains("user_people"))
+        && !l.starts_with("select")
+        && !l.starts_with("insert into sessions")
+        && !l.starts_with("update sessions set last_seen")
+}
+
 fn logged(table: &str) -> Result<&'static str> {
     LOGGED_TABLES
         .iter()
@@ -85,6 +97,7 @@ impl<'a> Tx<'a> {
             now,
             pending: Vec::new(),
             made_keys: HashMap::new(),
+            auth: false,
         }
     }
 
@@ -222,8 +235,24 @@ impl<'a> Tx<'a> {
                 }
             }
         }
+        if touches_sessions(&lower) {
+            self.auth = true;
+        }
         self.conn.execute(sql, params)
     }
+
+    // Session cache invalidation (rush): whether this write changes what resolving a session
+    // gives — a session ended or changed (not its once-a-minute touch, not a new one), a person
+    // link, or a record of users, grants, API tokens or people (a linked person's household).
+    // `Store::write` bumps `Store::auth_generation` after such a write has committed.
+    pub(crate) fn touches_auth(&self) -> bool {
+        self.auth
+            || self
+                .pending
+                .iter()
+                .any(|p| matches!(p.kind, "users" | "grants" | "api_tokens" | "people"))
+    }
+    // end of session cache invalidation
 
     /// Insert a record and log its after-image (the row exactly as stored).
     pub fn insert(&mut self, table: &str, cols: &[(&str, Value)]) -> Result<Row> {
