@@ -27,6 +27,8 @@ pub struct App {
     pub monitor: Arc<crate::monitor::Monitor>,
     /// The reservation rush: batched, durable reservations for distribution campaigns.
     pub rush: Arc<crate::supplies::rush::Rush>,
+    /// Resolved sessions (rush): see `http::guard::SessionCache`.
+    pub sessions: Arc<crate::http::guard::SessionCache>,
 }
 
 impl std::fmt::Debug for App {
@@ -90,6 +92,7 @@ impl App {
             jobs: Arc::new(crate::platform::jobs::Jobs::standard()),
             monitor: Arc::new(monitor),
             rush: Arc::new(crate::supplies::rush::Rush::new()),
+            sessions: Arc::default(),
         })
     }
 }

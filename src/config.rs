@@ -133,6 +133,11 @@ pub struct AuthConfig {
     pub code_max_attempts: u32,
     /// Sign-in attempts per minute for one account or phone.
     pub rate_per_minute_per_account: u32,
+    /// Resolved sessions are kept in memory this many milliseconds (0: off). Sign-out,
+    /// revocation, disabling, password, grant and person-link changes made through this server
+    /// take effect at once; made by another server sharing the database or by `anxin admin`,
+    /// within this bound (rush).
+    pub session_cache_ms: u64,
 }
 
 impl Default for AuthConfig {
@@ -144,6 +149,7 @@ impl Default for AuthConfig {
             code_ttl_minutes: 5,
             code_max_attempts: 5,
             rate_per_minute_per_account: 10,
+            session_cache_ms: 10_000, // rush
         }
     }
 }
@@ -503,6 +509,10 @@ impl Config {
         if self.auth.lockout_threshold == 0 {
             return Err("auth.lockout_threshold must be at least 1".into());
         }
+        if self.auth.session_cache_ms > 300_000 {
+            // rush: the session cache's staleness bound across servers stays short
+            return Err("auth.session_cache_ms must be at most 300000 (5 minutes)".into());
+        }
         self.algorithm()?;
         self.hazards.validate()?;
         self.supplies.validate()?;
@@ -728,6 +738,11 @@ const KEY_DOCS: &[(&str, &str)] = &[
     (
         "rate_per_minute_per_account",
         "Sign-in attempts per minute for one account or phone.",
+    ),
+    (
+        "session_cache_ms",
+        "Milliseconds a resolved session is kept in memory (0: off); changes made through \
+         another server sharing the database take effect here within this bound.",
     ),
     (
         "sms_login_template",

@@ -22,7 +22,6 @@ use anxin_store::supplies::campaigns::{
     CampaignSlot, DeliveryAssignInput, DeliveryDoneInput, LotteryDrawReport, ReserveRequest,
     Reserved, ResidentCampaign, SlotInput,
 };
-use anxin_store::StoreError;
 
 use crate::app::App;
 use crate::http::error::{body, query};
@@ -377,7 +376,7 @@ pub async fn reserve_request(
     })
 }
 
-/// Reserve through the rush and answer with the slot.
+/// Reserve through the rush and answer with the slot (`reserve_many` returns it: no second read).
 pub async fn do_reserve(
     app: &App,
     s: &Session,
@@ -386,23 +385,12 @@ pub async fn do_reserve(
 ) -> Result<ReserveAnswer, ApiError> {
     let req = reserve_request(app, s, campaign, i).await?;
     let r = app.rush.reserve(app, req, s.request_id()).await?;
-    let slot = match r.slot_id {
-        Some(sid) => {
-            let cid = r.campaign_id;
-            app.store
-                .read(move |c, _| {
-                    Ok::<_, StoreError>(sc::slots(c, cid)?.into_iter().find(|x| x.id == sid))
-                })
-                .await?
-        }
-        None => None,
-    };
     Ok(ReserveAnswer {
         reservation_id: r.reservation_id,
         campaign_id: r.campaign_id,
         household_id: r.household_id,
         code: r.code,
-        slot,
+        slot: r.slot,
         status: r.status,
     })
 }

@@ -463,25 +463,42 @@ async fn resolve(parts: &mut Parts, app: &App) -> Result<Session, AuthError> {
     }
 
     let token = session_cookie(parts).ok_or_else(ApiError::unauthenticated)?;
-    let found = app
-        .store
-        .read(move |c, _| {
-            let Some(s) = accounts::session_by_token(c, &token)? else {
-                return Ok(None);
-            };
-            let caller = Caller::load(c, s.user.id, now)?;
-            let person = match s.person_id {
-                Some(p) => accounts::linked_people(c, s.user.id)?
-                    .into_iter()
-                    .find(|l| l.person_id == p),
-                None => None,
-            };
-            Ok(Some((s, caller, person)))
-        })
-        .await?;
-    let (s, caller, person) = found.ok_or_else(ApiError::unauthenticated)?;
+    let key = anxin_crypto::hash_token(&token);
+    let ttl = app.config.auth.session_cache_ms;
+    let cached = app
+        .sessions
+        .get(&key, app.store.auth_generation(), now, ttl);
+    let (s, caller, person) = match cached {
+        Some(hit) => hit,
+        None => {
+            // The generation before the read: a change committed while reading makes the entry
+            // stale at once.
+            let generation = app.store.auth_generation();
+            let found = app
+                .store
+                .read(move |c, _| {
+                    let Some(s) = accounts::session_by_token(c, &token)? else {
+                        return Ok(None);
+                    };
+                    let caller = Caller::load(c, s.user.id, now)?;
+                    let person = match s.person_id {
+                        Some(p) => accounts::linked_people(c, s.user.id)?
+                            .into_iter()
+                            .find(|l| l.person_id == p),
+                        None => None,
+                    };
+                    Ok(Some((s, caller, person)))
+                })
+                .await?;
+            let (s, caller, person) = found.ok_or_else(ApiError::unauthenticated)?;
+            app.sessions
+                .put(key, generation, now, ttl, &s, &caller, &person);
+            (s, caller, person)
+        }
+    };
     let idle = Duration::minutes(app.config.auth.session_idle_minutes);
     if s.user.disabled || s.idle_at(now, idle) {
+        app.sessions.forget(&key);
         let id = s.id;
         app.store
             .write(WriteCtx::system(request_id.clone()), move |tx| {
@@ -493,11 +510,14 @@ async fn resolve(parts: &mut Parts, app: &App) -> Result<Session, AuthError> {
     check_csrf(parts, &s.csrf)?;
     if s.needs_touch(now) {
         let id = s.id;
-        app.store
+        let touched = app
+            .store
             .write(WriteCtx::by(s.user.id, request_id.clone()), move |tx| {
-                accounts::touch_session(tx, id)
+                accounts::touch_session(tx, id)?;
+                Ok(tx.now())
             })
             .await?;
+        app.sessions.touched(&key, touched);
     }
     let caller = with_own_household(caller, person.as_ref());
     Ok(Session {
@@ -514,6 +534,139 @@ async fn resolve(parts: &mut Parts, app: &App) -> Result<Session, AuthError> {
         person,
     })
 }
+
+// Session cache (rush).
+/// Resolved cookie sessions kept in memory (`auth.session_cache_ms`), keyed by the SHA-256 of the
+/// session token, so a request need not read its session, grants and linked person again.
+///
+/// An entry is used only while all of these hold:
+/// - the store's [`anxin_store::Store::auth_generation`] is the one read before the entry was
+///   filled: every write of this process that ends or changes a session (sign-out, revocation,
+///   the second factor, choosing a person), changes a person link, or changes users (disabling,
+///   a password or TOTP change), grants, API tokens or people bumps it once committed, so such
+///   a change takes effect at once here;
+/// - it is younger than the TTL, by the monotonic clock and by the app's clock (so a grant's
+///   validity window, a change made by another server sharing the PostgreSQL database or by an
+///   `anxin admin` command takes effect here within the TTL at most).
+///
+/// Idleness and the disabled flag are still checked on every request, and the once-a-minute touch
+/// still writes `last_seen` (the entry then takes the new value).
+#[derive(Debug, Default)]
+pub struct SessionCache {
+    map: std::sync::Mutex<std::collections::HashMap<[u8; 32], CachedSession>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedSession {
+    row: accounts::SessionRow,
+    caller: Caller,
+    person: Option<accounts::LinkedPerson>,
+    generation: u64,
+    filled: std::time::Instant,
+    filled_at: chrono::DateTime<chrono::Utc>,
+}
+
+type Resolved = (accounts::SessionRow, Caller, Option<accounts::LinkedPerson>);
+
+/// Entries kept at most; when full, stale entries are dropped, then all if still full.
+const SESSION_CACHE_MAX: usize = 250_000;
+
+impl SessionCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], CachedSession>> {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn fresh(
+        e: &CachedSession,
+        generation: u64,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl_ms: u64,
+    ) -> bool {
+        let ttl = std::time::Duration::from_millis(ttl_ms);
+        e.generation == generation
+            && e.filled.elapsed() < ttl
+            && now >= e.filled_at
+            && (now - e.filled_at).to_std().is_ok_and(|age| age < ttl)
+    }
+
+    fn get(
+        &self,
+        key: &[u8; 32],
+        generation: u64,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl_ms: u64,
+    ) -> Option<Resolved> {
+        if ttl_ms == 0 {
+            return None;
+        }
+        let mut map = self.lock();
+        let e = map.get(key)?;
+        if Self::fresh(e, generation, now, ttl_ms) {
+            return Some((e.row.clone(), e.caller.clone(), e.person.clone()));
+        }
+        map.remove(key);
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn put(
+        &self,
+        key: [u8; 32],
+        generation: u64,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl_ms: u64,
+        row: &accounts::SessionRow,
+        caller: &Caller,
+        person: &Option<accounts::LinkedPerson>,
+    ) {
+        if ttl_ms == 0 {
+            return;
+        }
+        let mut map = self.lock();
+        if map.len() >= SESSION_CACHE_MAX {
+            map.retain(|_, e| Self::fresh(e, generation, now, ttl_ms));
+            if map.len() >= SESSION_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(
+            key,
+            CachedSession {
+                row: row.clone(),
+                caller: caller.clone(),
+                person: person.clone(),
+                generation,
+                filled: std::time::Instant::now(),
+                filled_at: now,
+            },
+        );
+    }
+
+    /// The session was touched: keep its new `last_seen`.
+    fn touched(&self, key: &[u8; 32], at: chrono::DateTime<chrono::Utc>) {
+        if let Some(e) = self.lock().get_mut(key) {
+            e.row.last_seen = at;
+        }
+    }
+
+    fn forget(&self, key: &[u8; 32]) {
+        self.lock().remove(key);
+    }
+
+    /// Entries held (tests, metrics).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+// end of session cache (rush)
 
 impl FromRequestParts<App> for Session {
     type Rejection = AuthError;

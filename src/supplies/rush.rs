@@ -9,14 +9,15 @@
 //!   inside ONE store write (`Store::write`), and once that has committed answers each request
 //!   through its oneshot. While a batch commits, the next one queues up: under a rush a batch is
 //!   as large as the number of requests that arrived during one commit.
-//! - **Naive** (`campaigns.batch = false`): one store write (one transaction) per request, as any
-//!   other write of the app. Same endpoint, same store, same durability: the benchmark's anchor.
+//! - **Naive** (`campaigns.batch = false`): one transaction and one commit per request, with
+//!   [`Store::write_alone`]: on SQLite the store's writer otherwise group-commits concurrent
+//!   writes (each in a savepoint of one transaction, one fsync for all), which would let the naive
+//!   side share commits; a write that runs alone gets a `BEGIN … COMMIT` (and fsync) of its own.
+//!   On PostgreSQL every write is its own transaction anyway. Same endpoint, same store, same
+//!   durability, same `reserve_many` (with one request): the benchmark's anchor.
 //!
 //! Durability is the store's on both sides: SQLite commits with `synchronous=FULL` (WAL),
-//! PostgreSQL with its `synchronous_commit` (on by default). The SQLite engine itself already
-//! group-commits concurrent writes (each in its own savepoint); the naive side therefore shares
-//! fsyncs on SQLite but still pays one job, one thread hop, one savepoint and one change-log
-//! append per request.
+//! PostgreSQL with its `synchronous_commit` (on by default).
 //!
 //! **Whole-batch failure**: if the batch's write fails (an error of `reserve_many` itself, a
 //! failed commit), nothing of it was acknowledged; each of its requests is then retried alone, so
@@ -124,11 +125,13 @@ impl Rush {
     }
 }
 
-/// One request, one transaction: the naive side, and the retry of a failed batch.
+/// One request, one transaction and one commit of its own (`Store::write_alone`: on SQLite the
+/// store's writer does not group it with other writes): the naive side, and the retry of a
+/// failed batch.
 async fn reserve_alone(store: &Store, req: ReserveRequest, request_id: String) -> Answer {
     let ctx = WriteCtx::by(req.actor, request_id);
     let mut out = store
-        .write(ctx, move |tx| campaigns::reserve_many(tx, &[req]))
+        .write_alone(ctx, move |tx| campaigns::reserve_many(tx, &[req]))
         .await?;
     out.pop()
         .unwrap_or_else(|| Err(StoreError::Backend("reserve_many: no answer".into())))

@@ -145,6 +145,11 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("camp.res.cancelled", "已取消", "Cancelled"),
     // error codes
     (
+        "campaign.counter_moved",
+        "预约人数较多，请稍后重试",
+        "Many reservations at once; please try again",
+    ),
+    (
         "campaign.sold_out",
         "已领完，备货已全部预约",
         "Sold out: all the stock is reserved",

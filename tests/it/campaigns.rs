@@ -934,3 +934,513 @@ both_stores!(campaigns_stay_in_their_scope, |t: TestApp| async move {
         0
     );
 });
+
+// ---- the rush: set-based batches, the naive side, the session cache (owner: rush) -------------
+
+/// The id of a user by username (staff) or by linked person (residents).
+async fn user_id_of(t: &TestApp, username: Option<&'static str>, person: Option<Uuid>) -> Uuid {
+    t.store()
+        .read(move |c, _| {
+            let r = match (username, person) {
+                (Some(u), _) => {
+                    c.query_one("SELECT id FROM users WHERE username = $1", &params![u])?
+                }
+                (None, Some(p)) => c.query_one(
+                    "SELECT user_id AS id FROM user_people WHERE person_id = $1",
+                    &params![p],
+                )?,
+                _ => None,
+            };
+            r.unwrap().get::<Uuid>("id")
+        })
+        .await
+        .unwrap()
+}
+
+fn req(campaign: Uuid, household: Uuid, slot: Option<Uuid>, actor: Uuid) -> sc::ReserveRequest {
+    sc::ReserveRequest {
+        campaign_id: campaign,
+        household_id: household,
+        slot_id: slot,
+        actor,
+        on_behalf: true,
+        request_key: None,
+    }
+}
+
+both_stores!(
+    reserve_many_decides_a_batch_set_based,
+    |t: TestApp| async move {
+        let w = world::build(t.store()).await;
+        let hs = households(&t, &w, 6).await;
+        let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        let actor = user_id_of(&t, Some(worker.name), None).await;
+        let comm_a = w.comm_a;
+        // Stock 3; slot 1 serves one household, slot 2 five.
+        let (cid, s1, s2) = t
+            .store()
+            .write(WriteCtx::system("rush-batch"), move |tx| {
+                let now = tx.now();
+                let sys = Caller::system();
+                let mut i = input(comm_a, 3, now);
+                i.slots[0].capacity = 1;
+                i.slots.push(SlotInput {
+                    facility_id: None,
+                    place_label: Some("小区南门".into()),
+                    starts_at: now + Duration::hours(1),
+                    ends_at: now + Duration::hours(9),
+                    capacity: 5,
+                });
+                let d = sc::create(tx, &sys, &i)?;
+                sc::open(tx, &sys, d.campaign.id)?;
+                Ok((d.campaign.id, d.slots[0].id, d.slots[1].id))
+            })
+            .await
+            .unwrap();
+        let hh: Vec<Uuid> = hs.iter().map(|x| x.0).collect();
+        let h = |k: usize| hh[k];
+        let (h0, h1, h2, h4) = (h(0), h(1), h(2), h(4));
+        let reqs = vec![
+            req(cid, h(0), Some(s1), actor),
+            req(cid, h(1), Some(s1), actor), // slot 1 is full
+            req(cid, h(0), Some(s1), actor), // the same household again in the batch
+            req(cid, h(2), Some(s2), actor),
+            req(cid, h(3), Some(s2), actor),
+            req(cid, h(4), Some(s2), actor), // the stock is gone
+            req(cid, Uuid::now_v7(), Some(s2), actor),
+            req(cid, h(5), None, actor), // two slots: one must be chosen
+            req(Uuid::now_v7(), h(5), None, actor),
+        ];
+        let answers = t
+            .store()
+            .write(WriteCtx::system("rush-batch"), move |tx| {
+                sc::reserve_many(tx, &reqs)
+            })
+            .await
+            .unwrap();
+        assert_eq!(answers.len(), 9);
+        let ok = |k: usize| answers[k].as_ref().unwrap();
+        let err = |k: usize| match &answers[k] {
+            Err(anxin_store::StoreError::Conflict { code, .. }) => code.to_string(),
+            Err(anxin_store::StoreError::Invalid { code, .. }) => code.to_string(),
+            Err(anxin_store::StoreError::NotFound) => "not_found".into(),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(ok(0).status, "reserved");
+        assert_eq!(ok(0).code.len(), 11);
+        assert_eq!(ok(0).slot.as_ref().unwrap().place, "社区居委会");
+        assert_eq!(err(1), "campaign.slot_full");
+        assert_eq!(ok(2).reservation_id, ok(0).reservation_id);
+        assert_eq!(ok(2).code, ok(0).code);
+        assert_eq!(ok(3).slot.as_ref().unwrap().place, "小区南门");
+        assert_eq!(ok(4).slot_id, Some(s2));
+        assert_ne!(ok(3).code, ok(4).code);
+        assert_eq!(err(5), "campaign.sold_out");
+        assert_eq!(err(6), "campaign.household_unknown");
+        assert_eq!(err(7), "value.required");
+        assert_eq!(err(8), "not_found");
+        // The slot counts in the answers are as of the batch.
+        assert_eq!(ok(4).slot.as_ref().unwrap().reserved, 2);
+        assert_eq!(
+            one(&t, "SELECT used FROM campaign_counters WHERE id = $1", cid).await,
+            3
+        );
+        assert_eq!(
+            one(&t, "SELECT used FROM campaign_counters WHERE id = $1", s1).await,
+            1
+        );
+        assert_eq!(
+            one(&t, "SELECT used FROM campaign_counters WHERE id = $1", s2).await,
+            2
+        );
+        assert_eq!(
+            one(
+                &t,
+                "SELECT count(*) FROM campaign_reservations WHERE campaign_id = $1",
+                cid
+            )
+            .await,
+            3
+        );
+        // Every reservation has its change-log entry (the multi-row insert logs each).
+        assert_eq!(
+        one(
+            &t,
+            "SELECT count(*) FROM change_log l JOIN campaign_reservations r ON r.id = l.record_id \
+             WHERE r.campaign_id = $1 AND l.kind = 'campaign_reservations'",
+            cid
+        )
+        .await,
+        3
+    );
+        // A retry in a later batch answers the same reservation and code, taking nothing.
+        let first = ok(3).clone();
+        let again = t
+            .store()
+            .write(WriteCtx::system("rush-batch"), move |tx| {
+                sc::reserve_many(
+                    tx,
+                    &[req(cid, h2, Some(s2), actor), req(cid, h4, Some(s2), actor)],
+                )
+            })
+            .await
+            .unwrap();
+        let a0 = again[0].as_ref().unwrap();
+        assert_eq!(
+            (a0.reservation_id, &a0.code),
+            (first.reservation_id, &first.code)
+        );
+        assert!(again[1].is_err());
+        assert_eq!(
+            one(&t, "SELECT used FROM campaign_counters WHERE id = $1", cid).await,
+            3
+        );
+        // A lottery campaign: applications take no stock and show no code until the draw.
+        let lot = t
+            .store()
+            .write(WriteCtx::system("rush-lottery"), move |tx| {
+                let now = tx.now();
+                let sys = Caller::system();
+                let mut i = input(comm_a, 1, now);
+                i.mode = Some("lottery".into());
+                i.draw_at = Some(now + Duration::hours(1));
+                i.slots[0].capacity = 5;
+                let d = sc::create(tx, &sys, &i)?;
+                sc::open(tx, &sys, d.campaign.id)?;
+                Ok(d.campaign.id)
+            })
+            .await
+            .unwrap();
+        let applied = t
+            .store()
+            .write(WriteCtx::system("rush-lottery"), move |tx| {
+                sc::reserve_many(tx, &[req(lot, h0, None, actor), req(lot, h1, None, actor)])
+            })
+            .await
+            .unwrap();
+        for a in &applied {
+            let a = a.as_ref().unwrap();
+            assert_eq!((a.status.as_str(), a.code.as_str()), ("applied", ""));
+        }
+        assert_eq!(
+            one(&t, "SELECT used FROM campaign_counters WHERE id = $1", lot).await,
+            0
+        );
+    }
+);
+
+/// The naive side (`campaigns.batch = false`: one transaction per request, written alone)
+/// keeps every guarantee under concurrent requests.
+async fn naive_side(backend: crate::support::Backend) {
+    let t = TestApp::with_config(backend, |c| c.campaigns.batch = false).await;
+    let w = world::build(t.store()).await;
+    let base = t.serve().await;
+    let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+    let hs = households(&t, &w, 12).await;
+    let mut residents = Vec::new();
+    for (k, (_, p)) in hs.iter().enumerate() {
+        residents.push(resident(&t, &format!("n{k}"), *p).await);
+    }
+    let (id, _) = start(&base, &worker, mask_body(&w, 5, 12)).await;
+    let path = format!("/api/v1/campaigns/{id}/reservations");
+    let mut tasks = Vec::new();
+    for r in residents {
+        let (base, path) = (base.clone(), path.clone());
+        tasks.push(tokio::spawn(async move {
+            // Each resident taps twice at once.
+            let a = call(&base, &r, "POST", &path, Some(json!({}))).await;
+            let b = call(&base, &r, "POST", &path, Some(json!({}))).await;
+            (a, b)
+        }));
+    }
+    let mut codes = Vec::new();
+    for task in tasks {
+        let ((s1, b1), (s2, b2)) = task.await.unwrap();
+        assert_eq!(s1, s2, "{b1} {b2}");
+        if s1 == 201 {
+            assert_eq!(b1["code"], b2["code"]);
+            assert_eq!(b1["slot"]["place"], "社区居委会");
+            codes.push(b1["code"].as_str().unwrap().to_owned());
+        } else {
+            assert_eq!((s1, code(&b1)), (409, "campaign.sold_out"), "{b1}");
+        }
+    }
+    codes.sort();
+    codes.dedup();
+    assert_eq!(codes.len(), 5);
+    let cid: Uuid = id.parse().unwrap();
+    assert_eq!(
+        one(&t, "SELECT used FROM campaign_counters WHERE id = $1", cid).await,
+        5
+    );
+    assert_eq!(
+        one(
+            &t,
+            "SELECT count(*) FROM campaign_reservations WHERE campaign_id = $1",
+            cid
+        )
+        .await,
+        5
+    );
+    assert_eq!(
+        t.app
+            .rush
+            .stats()
+            .batches
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+mod naive_side_keeps_the_guarantees {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::naive_side(crate::support::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::naive_side(crate::support::Backend::Postgres).await;
+    }
+}
+
+both_stores!(writes_alone_commit_alone, |t: TestApp| async move {
+    // Writes that run alone see no other write's changes in their transaction: each reads the
+    // rows committed before it, never one of a write queued beside it (on SQLite the writer
+    // would otherwise put them in one transaction). The marker: a write's own transaction id
+    // (PostgreSQL), or on SQLite that all of them succeed with distinct commits.
+    let store = t.store().clone();
+    let mut tasks = Vec::new();
+    for k in 0..16 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.write_alone(WriteCtx::system(format!("alone-{k}")), move |tx| {
+                if tx.dialect() == anxin_store::Dialect::Postgres {
+                    tx.query_one("SELECT txid_current()::text AS x", &[])?
+                        .unwrap()
+                        .get::<String>("x")
+                } else {
+                    Ok(format!("{k}"))
+                }
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 16);
+});
+
+/// Reach a resident's own page; the status.
+async fn page(base: &str, u: &User) -> u16 {
+    call(base, u, "GET", "/api/v1/resident/campaigns", None)
+        .await
+        .0
+}
+
+both_stores!(
+    session_cache_follows_every_change_at_once,
+    |t: TestApp| async move {
+        let w = world::build(t.store()).await;
+        let base = t.serve().await;
+        let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        let r1 = resident(&t, "resident_a1", w.person_a1).await;
+        let (id, _) = start(&base, &worker, mask_body(&w, 10, 10)).await;
+        let path = format!("/api/v1/campaigns/{id}/reservations");
+        assert_eq!(page(&base, &r1).await, 200);
+        assert!(t.app.sessions.len() >= 2, "resolved sessions are cached");
+        // Reads and reservations leave the cache's generation alone.
+        let g0 = t.store().auth_generation();
+        let (s, a) = call(&base, &r1, "POST", &path, Some(json!({}))).await;
+        assert_eq!(s, 201, "{a}");
+        assert_eq!(a["household_id"], w.hh_a1.to_string());
+        assert_eq!(page(&base, &r1).await, 200);
+        assert_eq!(t.store().auth_generation(), g0);
+
+        // The linked person moves to another household: the next request acts for the new one.
+        let (comm_a, grid_a1, p1) = (w.comm_a, w.grid_a1, w.person_a1);
+        let hh_new = t
+            .store()
+            .write(WriteCtx::system("move"), move |tx| {
+                let sys = Caller::system();
+                let h = anxin_store::people::create_household(
+                    tx,
+                    &sys,
+                    comm_a,
+                    Some(grid_a1),
+                    None,
+                    "9-new",
+                )?
+                .id;
+                tx.update("people", p1, &[("household_id", h.into())])?;
+                Ok(h)
+            })
+            .await
+            .unwrap();
+        assert!(t.store().auth_generation() > g0);
+        let (s, a) = call(&base, &r1, "POST", &path, Some(json!({}))).await;
+        assert_eq!(s, 201, "{a}");
+        assert_eq!(
+            a["household_id"],
+            hh_new.to_string(),
+            "the cached person was used"
+        );
+
+        // A revoked grant stops working at once.
+        let show = format!("/api/v1/campaigns/{id}");
+        assert_eq!(call(&base, &worker, "GET", &show, None).await.0, 200);
+        let wid = user_id_of(&t, Some("worker_a"), None).await;
+        t.store()
+            .write(WriteCtx::system("revoke"), move |tx| {
+                let g: Uuid = tx
+                    .query_one("SELECT id FROM grants WHERE user_id = $1", &params![wid])?
+                    .unwrap()
+                    .get("id")?;
+                anxin_store::accounts::revoke_grant(tx, &Caller::system(), g).map(|_| ())
+            })
+            .await
+            .unwrap();
+        let (s, b) = call(&base, &worker, "GET", &show, None).await;
+        assert!(s == 403 || s == 404, "revoked grant still used: {s} {b}");
+
+        // A password change is seen at once (the generation moves).
+        let w2 = staff(&t, "worker_p", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        assert_eq!(call(&base, &w2, "GET", &show, None).await.0, 200);
+        let w2id = user_id_of(&t, Some("worker_p"), None).await;
+        let g1 = t.store().auth_generation();
+        t.store()
+            .write(WriteCtx::system("password"), move |tx| {
+                anxin_store::accounts::set_password_hash(
+                    tx,
+                    w2id,
+                    "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+                )
+            })
+            .await
+            .unwrap();
+        assert!(t.store().auth_generation() > g1);
+        assert_eq!(call(&base, &w2, "GET", &show, None).await.0, 200);
+
+        // Sign-out ends the session at once.
+        let (s, _) = call(&base, &w2, "POST", "/api/v1/auth/logout", None).await;
+        assert_eq!(s, 204);
+        assert_eq!(call(&base, &w2, "GET", &show, None).await.0, 401);
+
+        // Disabling an account ends its sessions at once.
+        let r2 = resident(&t, "resident_a1n", w.person_a1n).await;
+        assert_eq!(page(&base, &r2).await, 200);
+        let r2id = user_id_of(&t, None, Some(w.person_a1n)).await;
+        t.store()
+            .write(WriteCtx::system("disable"), move |tx| {
+                anxin_store::accounts::disable_user(tx, &Caller::system(), r2id).map(|_| ())
+            })
+            .await
+            .unwrap();
+        assert_eq!(page(&base, &r2).await, 401);
+
+        // Revoking every session of a user (what an administrator does) ends them at once.
+        let hs = households(&t, &w, 1).await;
+        let r3 = resident(&t, "resident_x", hs[0].1).await;
+        assert_eq!(page(&base, &r3).await, 200);
+        let r3id = user_id_of(&t, None, Some(hs[0].1)).await;
+        t.store()
+            .write(WriteCtx::system("revoke-sessions"), move |tx| {
+                anxin_store::accounts::end_user_sessions(tx, r3id).map(|_| ())
+            })
+            .await
+            .unwrap();
+        assert_eq!(page(&base, &r3).await, 401);
+        // Unlinking the person: the resident no longer acts as them.
+        assert_eq!(page(&base, &r1).await, 200);
+        t.store()
+            .write(WriteCtx::system("unlink"), move |tx| {
+                tx.execute_unlogged("DELETE FROM user_people WHERE person_id = $1", &params![p1])
+                    .map(|_| ())
+            })
+            .await
+            .unwrap();
+        assert_eq!(page(&base, &r1).await, 403);
+    }
+);
+
+both_stores!(
+    session_cache_honours_expiry_and_touches,
+    |t: TestApp| async move {
+        let w = world::build(t.store()).await;
+        let base = t.serve().await;
+        let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        let wid = user_id_of(&t, Some("worker_a"), None).await;
+        let last_seen = || async {
+            t.store()
+                .read(move |c, _| {
+                    c.query_one(
+                        "SELECT last_seen FROM sessions WHERE user_id = $1",
+                        &params![wid],
+                    )?
+                    .unwrap()
+                    .get::<chrono::DateTime<chrono::Utc>>("last_seen")
+                })
+                .await
+                .unwrap()
+        };
+        let list = "/api/v1/campaigns";
+        let start_seen = last_seen().await;
+        assert_eq!(call(&base, &worker, "GET", list, None).await.0, 200);
+        t.clock.advance(Duration::seconds(5));
+        assert_eq!(call(&base, &worker, "GET", list, None).await.0, 200);
+        assert_eq!(last_seen().await, start_seen, "touched before a minute");
+        let g = t.store().auth_generation();
+        // Two minutes later: the once-a-minute touch still happens…
+        t.clock.advance(Duration::minutes(2));
+        assert_eq!(call(&base, &worker, "GET", list, None).await.0, 200);
+        let touched = last_seen().await;
+        assert_eq!(touched, anxin_domain::Clock::now(&t.clock));
+        assert_eq!(
+            t.store().auth_generation(),
+            g,
+            "a touch is not a change of the session"
+        );
+        // …and the cached session knows it: no second touch a second later.
+        t.clock.advance(Duration::seconds(1));
+        assert_eq!(call(&base, &worker, "GET", list, None).await.0, 200);
+        assert_eq!(last_seen().await, touched);
+        // Idle longer than auth.session_idle_minutes: the cached session has ended too.
+        t.clock.advance(Duration::minutes(31));
+        assert_eq!(call(&base, &worker, "GET", list, None).await.0, 401);
+    }
+);
+
+both_stores!(
+    session_cache_off_resolves_every_request,
+    |t: TestApp| async move {
+        // `auth.session_cache_ms = 0` keeps nothing (set on a copy of the app's configuration).
+        let mut app = t.app.clone();
+        let mut config = (*app.config).clone();
+        config.auth.session_cache_ms = 0;
+        app.config = std::sync::Arc::new(config);
+        app.sessions = std::sync::Arc::default();
+        let w = world::build(t.store()).await;
+        let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = anxin::http::router(app.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
+        });
+        assert_eq!(
+            call(&base, &worker, "GET", "/api/v1/campaigns", None)
+                .await
+                .0,
+            200
+        );
+        assert!(app.sessions.is_empty());
+    }
+);

@@ -1,7 +1,8 @@
 //! Distribution campaigns (物资发放) (owner: campaigns).
 //!
-//! Note for the rush (helper E): `ReserveRequest` / `Reserved` / [`reserve_many`] keep the
-//! scaffold's signatures and fields; nothing was added.
+//! The rush: [`reserve_many`] decides a whole batch with a few set-based statements per
+//! campaign and answers each request with its slot (`Reserved::slot`), so the answer needs no
+//! second read.
 //!
 //! - **Campaigns** belong to a node (a community, or a street/district for everything below it),
 //!   optionally narrowed to compounds. A worker with `RunCampaigns` there configures one (item,
@@ -865,6 +866,8 @@ pub struct Reserved {
     pub code: String,
     /// `reserved` (first come first served), `applied` (lottery, before the draw).
     pub status: String,
+    /// The pickup slot (place, time, counts as of the answer), when there is one.
+    pub slot: Option<CampaignSlot>,
 }
 
 /// What one batch knows of a campaign.
@@ -915,12 +918,32 @@ fn answer_of(env: &Env, r: &Row) -> Result<Reserved> {
     let id: Uuid = r.get("id")?;
     let status: String = r.get("status")?;
     let kind: String = r.get("kind")?;
+    Ok(answer(
+        env,
+        id,
+        r.get("campaign_id")?,
+        r.get("household_id")?,
+        r.get("slot_id")?,
+        &kind,
+        status,
+    ))
+}
+
+fn answer(
+    env: &Env,
+    id: Uuid,
+    campaign_id: Uuid,
+    household_id: Uuid,
+    slot_id: Option<Uuid>,
+    kind: &str,
+    status: String,
+) -> Reserved {
     let has_code = kind == "reservation" && matches!(status.as_str(), "reserved" | "redeemed");
-    Ok(Reserved {
+    Reserved {
         reservation_id: id,
-        campaign_id: r.get("campaign_id")?,
-        household_id: r.get("household_id")?,
-        slot_id: r.get("slot_id")?,
+        campaign_id,
+        household_id,
+        slot_id,
         code: if has_code {
             dc::display_code(&code_of(env, id))
         } else {
@@ -931,145 +954,340 @@ fn answer_of(env: &Env, r: &Row) -> Result<Reserved> {
         } else {
             status
         },
-    })
+        slot: None,
+    }
 }
 
-fn reserve_one(
-    tx: &mut Tx,
-    infos: &mut HashMap<Uuid, Option<CampInfo>>,
-    q: &ReserveRequest,
-) -> Result<std::result::Result<Reserved, StoreError>> {
-    if let std::collections::hash_map::Entry::Vacant(e) = infos.entry(q.campaign_id) {
-        e.insert(camp_info(tx, q.campaign_id)?);
-    }
-    let Some(Some(c)) = infos.get(&q.campaign_id) else {
-        return Ok(Err(StoreError::NotFound));
-    };
-    if tx.dialect() == Dialect::Postgres {
-        // Same household on two servers at once: the second waits here, then finds the first.
-        tx.query(
-            "SELECT id FROM households WHERE id = $1 FOR UPDATE",
-            &params![q.household_id],
-        )?;
-    }
-    if let Some(r) = tx.query_one(
-        "SELECT * FROM campaign_reservations WHERE campaign_id = $1 AND household_id = $2",
-        &params![q.campaign_id, q.household_id],
-    )? {
-        return answer_of(tx.env(), &r).map(Ok);
-    }
-    let Some(h) = tx.query_one(
-        "SELECT h.community_id, b.node_id AS building_node FROM households h \
-         LEFT JOIN dwellings dw ON dw.id = h.dwelling_id LEFT JOIN buildings b ON b.id = dw.building_id \
-         WHERE h.id = $1",
-        &params![q.household_id],
-    )?
-    else {
-        return Ok(Err(bad("campaign.household_unknown", "household_id")));
-    };
-    let community: Uuid = h.get("community_id")?;
-    // A campaign not offered to the household answers like a missing one.
-    if !c.scope.holds(community, h.get("building_node")?) {
-        return Ok(Err(StoreError::NotFound));
-    }
-    if c.scope.vulnerable_only
-        && tx
-            .query_one(
-                "SELECT v.id FROM people p JOIN vulnerable v ON v.person_id = p.id WHERE p.household_id = $1 LIMIT 1",
-                &params![q.household_id],
-            )?
-            .is_none()
-    {
-        return Ok(Err(StoreError::NotFound));
-    }
-    if c.status != "open" {
-        return Ok(Err(conflict("campaign.not_open")));
-    }
-    let (kind, slot) = if c.fulfilment == "delivery" {
-        if q.slot_id.is_some() {
-            return Ok(Err(bad("campaign.slot_not_for_delivery", "slot_id")));
-        }
-        ("delivery", None)
-    } else {
-        match q.slot_id {
-            Some(s) if c.slots.contains(&s) => ("reservation", Some(s)),
-            Some(_) => return Ok(Err(bad("campaign.slot_unknown", "slot_id"))),
-            None if c.slots.len() == 1 => ("reservation", Some(c.slots[0])),
-            None => return Ok(Err(bad("value.required", "slot_id"))),
-        }
-    };
-    let lottery = c.mode == "lottery";
-    if !lottery {
-        if tx.execute_unlogged(
-            "UPDATE campaign_counters SET used = used + $2 WHERE id = $1 AND used + $2 <= cap",
-            &params![q.campaign_id, c.qty],
-        )? == 0
-        {
-            return Ok(Err(conflict("campaign.sold_out")));
-        }
-        if let Some(s) = slot {
-            if tx.execute_unlogged(
-                "UPDATE campaign_counters SET used = used + 1 WHERE id = $1 AND used + 1 <= cap",
-                &params![s],
-            )? == 0
-            {
-                tx.execute_unlogged(
-                    "UPDATE campaign_counters SET used = used - $2 WHERE id = $1",
-                    &params![q.campaign_id, c.qty],
-                )?;
-                return Ok(Err(conflict("campaign.slot_full")));
-            }
-        }
-    }
-    let id = tx.new_id();
-    let now = tx.now();
-    let env = tx.env();
-    let bidx = (kind == "reservation" && !lottery).then(|| code_bidx(env, &code_of(env, id)));
-    let key = q
-        .request_key
-        .as_deref()
-        .map(|k| k.chars().take(100).collect::<String>());
-    let row = tx.insert(
-        "campaign_reservations",
-        &[
-            ("id", id.into()),
-            ("campaign_id", q.campaign_id.into()),
-            ("node_id", c.node_id.into()),
-            ("household_id", q.household_id.into()),
-            ("community_id", community.into()),
-            ("slot_id", slot.into()),
-            ("kind", kind.into()),
-            (
-                "status",
-                if lottery { "applied" } else { "reserved" }.into(),
-            ),
-            ("quantity", c.qty.into()),
-            ("code_bidx", bidx.into()),
-            ("on_behalf", q.on_behalf.into()),
-            ("actor", q.actor.into()),
-            ("request_key", key.into()),
-            ("note", "".into()),
-            ("created_at", now.into()),
-            ("updated_at", now.into()),
-        ],
-    )?;
-    answer_of(env, &row).map(Ok)
+/// `$from, $from+1, …` for `n` values: an `IN (…)` list the indexes serve on both backends.
+fn marks(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Reserve for each request, in order, inside `tx` (one transaction for the whole batch: the
 /// rush batcher's one commit). Each request gets its own answer; a refused request (sold out,
 /// already reserved, not eligible) does not abort the others or the transaction. An `Err` of the
 /// whole call means the transaction must be rolled back and every request failed.
+///
+/// Set-based per campaign of the batch, whatever the batch's size: on PostgreSQL one statement
+/// locks the batch's households (in id order, so two servers cannot deadlock; the same household
+/// on two servers at once serialises here), then one reads the existing reservations (a
+/// household's retry answers its first reservation and code), one the households (scope), one the
+/// vulnerable households (when the campaign is for them only), one locks and reads the counters;
+/// the requests are then decided in order in memory against the counters, and the batch ends with
+/// one guarded `UPDATE … WHERE used + n <= cap` per counter it takes from (still refusing to
+/// oversell should anything have moved: the whole batch then fails and is retried request by
+/// request) and one multi-row insert of the reservations with their change-log entries. Each
+/// answer carries its pickup slot with the counts as of the batch (one read of the slots).
 pub fn reserve_many(
     tx: &mut Tx,
     reqs: &[ReserveRequest],
 ) -> Result<Vec<std::result::Result<Reserved, StoreError>>> {
-    let mut infos: HashMap<Uuid, Option<CampInfo>> = HashMap::new();
-    let mut out = Vec::with_capacity(reqs.len());
+    let mut out: Vec<Option<std::result::Result<Reserved, StoreError>>> =
+        (0..reqs.len()).map(|_| None).collect();
+    let mut campaigns: Vec<Uuid> = Vec::new();
     for q in reqs {
-        out.push(reserve_one(tx, &mut infos, q)?);
+        if !campaigns.contains(&q.campaign_id) {
+            campaigns.push(q.campaign_id);
+        }
     }
-    Ok(out)
+    for cid in campaigns {
+        let idx: Vec<usize> = (0..reqs.len())
+            .filter(|&i| reqs[i].campaign_id == cid)
+            .collect();
+        reserve_in_campaign(tx, cid, reqs, &idx, &mut out)?;
+    }
+    out.into_iter()
+        .map(|a| a.ok_or_else(|| StoreError::Backend("reserve_many: request unanswered".into())))
+        .collect()
+}
+
+/// A reservation decided in memory, to be inserted.
+struct NewReservation {
+    id: Uuid,
+    household: Uuid,
+    community: Uuid,
+    slot: Option<Uuid>,
+    request: usize,
+}
+
+fn reserve_in_campaign(
+    tx: &mut Tx,
+    cid: Uuid,
+    reqs: &[ReserveRequest],
+    idx: &[usize],
+    out: &mut [Option<std::result::Result<Reserved, StoreError>>],
+) -> Result<()> {
+    let Some(c) = camp_info(tx, cid)? else {
+        for &i in idx {
+            out[i] = Some(Err(StoreError::NotFound));
+        }
+        return Ok(());
+    };
+    let mut households: Vec<Uuid> = Vec::new();
+    for &i in idx {
+        if !households.contains(&reqs[i].household_id) {
+            households.push(reqs[i].household_id);
+        }
+    }
+    let env = tx.env();
+    let pg = tx.dialect() == Dialect::Postgres;
+    if pg {
+        let mut ps: Vec<Value> = households.iter().map(|h| Value::from(*h)).collect();
+        ps.sort_by_key(|v| match v {
+            Value::Uuid(u) => *u,
+            _ => Uuid::nil(),
+        });
+        tx.query(
+            &format!(
+                "SELECT id FROM households WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                marks(1, ps.len())
+            ),
+            &ps,
+        )?;
+    }
+    // Existing reservations: a retry answers the first.
+    let mut answered: HashMap<Uuid, Reserved> = HashMap::new();
+    {
+        let mut ps = vec![Value::from(cid)];
+        ps.extend(households.iter().map(|h| Value::from(*h)));
+        for r in tx.query(
+            &format!(
+                "SELECT id, campaign_id, household_id, slot_id, kind, status \
+                 FROM campaign_reservations WHERE campaign_id = $1 AND household_id IN ({})",
+                marks(2, households.len())
+            ),
+            &ps,
+        )? {
+            let a = answer_of(env, &r)?;
+            answered.insert(a.household_id, a);
+        }
+    }
+    let fresh: Vec<Uuid> = households
+        .iter()
+        .copied()
+        .filter(|h| !answered.contains_key(h))
+        .collect();
+    // The fresh households: where they are, and (vulnerable-only campaigns) which qualify.
+    let mut where_: HashMap<Uuid, (Uuid, Option<Uuid>)> = HashMap::new();
+    let mut vulnerable: HashSet<Uuid> = HashSet::new();
+    if !fresh.is_empty() {
+        let ps: Vec<Value> = fresh.iter().map(|h| Value::from(*h)).collect();
+        for r in tx.query(
+            &format!(
+                "SELECT h.id, h.community_id, b.node_id AS building_node FROM households h \
+                 LEFT JOIN dwellings dw ON dw.id = h.dwelling_id \
+                 LEFT JOIN buildings b ON b.id = dw.building_id WHERE h.id IN ({})",
+                marks(1, fresh.len())
+            ),
+            &ps,
+        )? {
+            where_.insert(
+                r.get("id")?,
+                (r.get("community_id")?, r.get("building_node")?),
+            );
+        }
+        if c.scope.vulnerable_only {
+            for r in tx.query(
+                &format!(
+                    "SELECT DISTINCT p.household_id FROM people p \
+                     JOIN vulnerable v ON v.person_id = p.id WHERE p.household_id IN ({})",
+                    marks(1, fresh.len())
+                ),
+                &ps,
+            )? {
+                vulnerable.insert(r.get("household_id")?);
+            }
+        }
+    }
+    let lottery = c.mode == "lottery";
+    // The counters (campaign and slots), locked on PostgreSQL in id order.
+    let mut counters: HashMap<Uuid, (i64, i64)> = HashMap::new();
+    if !lottery && c.status == "open" && !fresh.is_empty() {
+        let lock = if pg { " ORDER BY id FOR UPDATE" } else { "" };
+        for r in tx.query(
+            &format!("SELECT id, cap, used FROM campaign_counters WHERE campaign_id = $1{lock}"),
+            &params![cid],
+        )? {
+            counters.insert(r.get("id")?, (r.get("cap")?, r.get("used")?));
+        }
+    }
+    let mut taken: HashMap<Uuid, i64> = HashMap::new();
+    let mut made: Vec<NewReservation> = Vec::new();
+    for &i in idx {
+        let q = &reqs[i];
+        if let Some(a) = answered.get(&q.household_id) {
+            out[i] = Some(Ok(a.clone()));
+            continue;
+        }
+        let Some(&(community, building_node)) = where_.get(&q.household_id) else {
+            out[i] = Some(Err(bad("campaign.household_unknown", "household_id")));
+            continue;
+        };
+        // A campaign not offered to the household answers like a missing one.
+        if !c.scope.holds(community, building_node)
+            || (c.scope.vulnerable_only && !vulnerable.contains(&q.household_id))
+        {
+            out[i] = Some(Err(StoreError::NotFound));
+            continue;
+        }
+        if c.status != "open" {
+            out[i] = Some(Err(conflict("campaign.not_open")));
+            continue;
+        }
+        let (kind, slot) = if c.fulfilment == "delivery" {
+            if q.slot_id.is_some() {
+                out[i] = Some(Err(bad("campaign.slot_not_for_delivery", "slot_id")));
+                continue;
+            }
+            ("delivery", None)
+        } else {
+            match q.slot_id {
+                Some(s) if c.slots.contains(&s) => ("reservation", Some(s)),
+                Some(_) => {
+                    out[i] = Some(Err(bad("campaign.slot_unknown", "slot_id")));
+                    continue;
+                }
+                None if c.slots.len() == 1 => ("reservation", Some(c.slots[0])),
+                None => {
+                    out[i] = Some(Err(bad("value.required", "slot_id")));
+                    continue;
+                }
+            }
+        };
+        if !lottery {
+            let left = |k: &HashMap<Uuid, (i64, i64)>, t: &HashMap<Uuid, i64>, id: Uuid| {
+                k.get(&id).map_or(0, |(cap, used)| {
+                    cap - used - t.get(&id).copied().unwrap_or(0)
+                })
+            };
+            if left(&counters, &taken, cid) < c.qty {
+                out[i] = Some(Err(conflict("campaign.sold_out")));
+                continue;
+            }
+            if let Some(s) = slot {
+                if left(&counters, &taken, s) < 1 {
+                    out[i] = Some(Err(conflict("campaign.slot_full")));
+                    continue;
+                }
+                *taken.entry(s).or_default() += 1;
+            }
+            *taken.entry(cid).or_default() += c.qty;
+        }
+        let id = tx.new_id();
+        let a = answer(
+            env,
+            id,
+            cid,
+            q.household_id,
+            slot,
+            kind,
+            if lottery { "applied" } else { "reserved" }.into(),
+        );
+        answered.insert(q.household_id, a.clone());
+        out[i] = Some(Ok(a));
+        made.push(NewReservation {
+            id,
+            household: q.household_id,
+            community,
+            slot,
+            request: i,
+        });
+    }
+    // One guarded update per counter taken from: never more than the cap, even if something
+    // moved (then the whole batch fails and is retried request by request).
+    let mut ids: Vec<Uuid> = taken.keys().copied().collect();
+    ids.sort();
+    for id in ids {
+        let n = taken[&id];
+        if tx.execute_unlogged(
+            "UPDATE campaign_counters SET used = used + $2 WHERE id = $1 AND used + $2 <= cap",
+            &params![id, n],
+        )? != 1
+        {
+            return Err(StoreError::Conflict {
+                code: "campaign.counter_moved",
+                detail: "a campaign counter changed during the batch".into(),
+            });
+        }
+    }
+    if !made.is_empty() {
+        let now = tx.now();
+        let kind = if c.fulfilment == "delivery" {
+            "delivery"
+        } else {
+            "reservation"
+        };
+        let rows: Vec<Vec<Value>> = made
+            .iter()
+            .map(|m| {
+                let q = &reqs[m.request];
+                let bidx = (kind == "reservation" && !lottery)
+                    .then(|| code_bidx(env, &code_of(env, m.id)));
+                let key = q
+                    .request_key
+                    .as_deref()
+                    .map(|k| k.chars().take(100).collect::<String>());
+                vec![
+                    m.id.into(),
+                    cid.into(),
+                    c.node_id.into(),
+                    m.household.into(),
+                    m.community.into(),
+                    m.slot.into(),
+                    kind.into(),
+                    if lottery { "applied" } else { "reserved" }.into(),
+                    c.qty.into(),
+                    bidx.into(),
+                    q.on_behalf.into(),
+                    q.actor.into(),
+                    key.into(),
+                    "".into(),
+                    now.into(),
+                    now.into(),
+                ]
+            })
+            .collect();
+        tx.insert_many(
+            "campaign_reservations",
+            &[
+                "id",
+                "campaign_id",
+                "node_id",
+                "household_id",
+                "community_id",
+                "slot_id",
+                "kind",
+                "status",
+                "quantity",
+                "code_bidx",
+                "on_behalf",
+                "actor",
+                "request_key",
+                "note",
+                "created_at",
+                "updated_at",
+            ],
+            &rows,
+        )?;
+    }
+    // The answers' slots, with their counts as of this batch.
+    let wants_slot = idx
+        .iter()
+        .any(|&i| matches!(&out[i], Some(Ok(a)) if a.slot_id.is_some()));
+    if wants_slot {
+        let slots = slots_of(tx.conn(), cid)?;
+        for &i in idx {
+            if let Some(Ok(a)) = &mut out[i] {
+                a.slot = a
+                    .slot_id
+                    .and_then(|sid| slots.iter().find(|s| s.id == sid).cloned());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A worker's 代办: may `caller` reserve for `household` in `campaign`? (`RunCampaigns` over the
