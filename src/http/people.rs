@@ -117,7 +117,7 @@ async fn list(
     let caller = auth.caller().clone();
     let page = app
         .store
-        .read(move |c, _| people::list_people(c, &caller, &f))
+        .read(move |c, env| people::list_people_cached(c, env, &caller, &f))
         .await?;
     Ok(Json(page))
 }
@@ -307,11 +307,11 @@ async fn export_csv(
     f.limit = Some(people::MAX_PAGE);
     let rows = app
         .store
-        .read(move |c, _| {
+        .read(move |c, env| {
             // Walked by keyset cursor: each page is an index range, however deep.
             let mut all = Vec::new();
             loop {
-                let page = people::list_people(c, &caller, &f)?;
+                let page = people::list_people_cached(c, env, &caller, &f)?;
                 all.extend(page.items);
                 match page.next {
                     Some(next) => f.after = Some(next),

@@ -354,7 +354,7 @@ async fn people_list(
     let caller = s.caller().clone();
     let got = app
         .store
-        .read(move |c, _| people::list_people(c, &caller, &filter))
+        .read(move |c, env| people::list_people_cached(c, env, &caller, &filter))
         .await;
     let list = match got {
         Ok(l) => l,

@@ -830,3 +830,254 @@ both_stores!(
         assert_eq!(r.status().as_u16(), 404);
     }
 );
+
+/// The ids the district officer lists through the store's reach cache, the same list without
+/// the cache, and how many reach expansions the cache has made so far.
+async fn district_lists(
+    t: &crate::support::TestApp,
+    w: &world::World,
+) -> (Vec<uuid::Uuid>, Vec<uuid::Uuid>, u64) {
+    let caller = w.district_officer();
+    t.store()
+        .read(move |c, env| {
+            let f = PeopleFilter {
+                limit: Some(200),
+                ..Default::default()
+            };
+            let mut cached: Vec<_> = people::list_people_cached(c, env, &caller, &f)?
+                .items
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            let mut plain: Vec<_> = people::list_people(c, &caller, &f)?
+                .items
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            cached.sort();
+            plain.sort();
+            Ok((cached, plain, env.reach_cache.expansions()))
+        })
+        .await
+        .unwrap()
+}
+
+both_stores!(
+    reach_cache_follows_tree_edits,
+    |t: crate::support::TestApp| async move {
+        let w = world::build(t.store()).await;
+        // A second district (青羊区) with a street, a community and one person: outside the
+        // district officer's reach (锦江区).
+        let (district2, street2, person_c, (comm_d, grid_d, hh_d)) = t
+            .store()
+            .write(WriteCtx::system("t"), move |tx| {
+                let sys = Caller::system();
+                let node =
+                    |tx: &mut anxin_store::Tx, parent: uuid::Uuid, level: &str, name: &str| {
+                        let id = tx.new_id();
+                        let now = tx.now();
+                        tx.insert(
+                            "nodes",
+                            &[
+                                ("id", id.into()),
+                                ("parent_id", parent.into()),
+                                ("level", level.into()),
+                                ("name", name.into()),
+                                ("created_at", now.into()),
+                                ("updated_at", now.into()),
+                            ],
+                        )
+                        .map(|_| id)
+                    };
+                let district2 = node(tx, w.city, "district", "青羊区")?;
+                let street2 = node(tx, district2, "street", "少城街道")?;
+                let comm_c = node(tx, street2, "community", "宽巷子社区")?;
+                let grid = anxin_store::tree::create_grid(tx, &sys, comm_c, "一网格")?.id;
+                let hh =
+                    people::create_household(tx, &sys, comm_c, Some(grid), None, "3-1-101")?.id;
+                let p =
+                    NewPerson::parse(&world::person_input("赵六", None, None, comm_c, grid, hh))?;
+                let person_c = people::create_person(tx, &sys, &p)?.id;
+                // A populated-later community of 青羊区 (empty for now).
+                let comm_d = node(tx, district2, "community", "草市街社区")?;
+                let grid_d = anxin_store::tree::create_grid(tx, &sys, comm_d, "一网格")?.id;
+                let hh_d =
+                    people::create_household(tx, &sys, comm_d, Some(grid_d), None, "4-1-101")?.id;
+                Ok((district2, street2, person_c, (comm_d, grid_d, hh_d)))
+            })
+            .await
+            .unwrap();
+        let mut inside = vec![w.person_a1, w.person_a1n, w.person_b1];
+        inside.sort();
+        let (cached, plain, first) = district_lists(&t, &w).await;
+        assert_eq!(cached, inside);
+        assert_eq!(plain, inside);
+        assert!(first >= 1, "the first list expands the reach");
+
+        // Listing again, and after a write that is not a tree edit, uses the cached reach.
+        let added = add_named(&t, &w, &["孙七"]).await;
+        inside.extend(added);
+        inside.sort();
+        let (cached, plain, n) = district_lists(&t, &w).await;
+        assert_eq!(cached, inside);
+        assert_eq!(plain, inside);
+        assert_eq!(n, first, "no tree edit: the cached reach is used");
+
+        // Moving 青羊区's street under 锦江区 brings its person into reach at once.
+        t.store()
+            .write(WriteCtx::system("t"), move |tx| {
+                tx.update("nodes", street2, &[("parent_id", w.district.into())])
+                    .map(|_| ())
+            })
+            .await
+            .unwrap();
+        inside.push(person_c);
+        inside.sort();
+        let (cached, plain, n) = district_lists(&t, &w).await;
+        assert_eq!(cached, inside, "a moved subtree joins the cached reach");
+        assert_eq!(plain, inside);
+        assert!(n > first, "the tree edit dropped the cached reach");
+
+        // Every person is now within 锦江区 (SQLite then skips the per-row reach test); a person
+        // added outside it, with no tree edit, must still not be listed.
+        let outsider = t
+            .store()
+            .write(WriteCtx::system("t"), move |tx| {
+                let p = NewPerson::parse(&world::person_input(
+                    "钱八", None, None, comm_d, grid_d, hh_d,
+                ))?;
+                people::create_person(tx, &Caller::system(), &p).map(|v| v.id)
+            })
+            .await
+            .unwrap();
+        let (cached, plain, _) = district_lists(&t, &w).await;
+        assert!(
+            !cached.contains(&outsider),
+            "a person outside reach is listed"
+        );
+        assert_eq!(cached, inside);
+        assert_eq!(plain, inside);
+
+        // Moving 崇德里社区 out to 青羊区 takes its person out of reach.
+        let comm_b = w.comm_b;
+        t.store()
+            .write(WriteCtx::system("t"), move |tx| {
+                tx.update("nodes", comm_b, &[("parent_id", district2.into())])
+                    .map(|_| ())
+            })
+            .await
+            .unwrap();
+        inside.retain(|id| *id != w.person_b1);
+        let (cached, plain, _) = district_lists(&t, &w).await;
+        assert_eq!(
+            cached, inside,
+            "a subtree moved away leaves the cached reach"
+        );
+        assert_eq!(plain, inside);
+    }
+);
+
+both_stores!(
+    cached_list_matches_the_plain_list,
+    |t: crate::support::TestApp| async move {
+        let w = world::build(t.store()).await;
+        add_named(&t, &w, &["张三", "李张", "欧阳张伟", "王小明", "张伟"]).await;
+        let filters = [
+            PeopleFilter::default(),
+            PeopleFilter {
+                q: Some("张".into()),
+                ..Default::default()
+            },
+            PeopleFilter {
+                q: Some("张伟".into()),
+                limit: Some(1),
+                offset: Some(1),
+                ..Default::default()
+            },
+            PeopleFilter {
+                q: Some("阳张伟".into()),
+                ..Default::default()
+            },
+            PeopleFilter {
+                population_type: Some("registered".into()),
+                limit: Some(2),
+                offset: Some(3),
+                ..Default::default()
+            },
+            PeopleFilter {
+                grid: Some(w.grid_a1),
+                limit: Some(2),
+                offset: Some(1),
+                ..Default::default()
+            },
+            PeopleFilter {
+                node: Some(w.comm_b),
+                ..Default::default()
+            },
+            PeopleFilter {
+                limit: Some(3),
+                offset: Some(50),
+                ..Default::default()
+            },
+        ];
+        for (who, caller) in [
+            ("system", Caller::system()),
+            ("district", w.district_officer()),
+            ("worker_a", w.worker_a()),
+            ("worker_b", w.worker_b()),
+            ("grid_a1", w.grid_worker_a1()),
+            ("resident_a1", w.resident_a1()),
+        ] {
+            for f in &filters {
+                let (c, f2) = (caller.clone(), f.clone());
+                let (cached, plain) = t
+                    .store()
+                    .read(move |conn, env| {
+                        Ok((
+                            people::list_people_cached(conn, env, &c, &f2)?,
+                            people::list_people(conn, &c, &f2)?,
+                        ))
+                    })
+                    .await
+                    .unwrap();
+                let ids = |p: &people::Page<people::PersonView>| {
+                    p.items.iter().map(|v| v.id).collect::<Vec<_>>()
+                };
+                assert_eq!(ids(&cached), ids(&plain), "{who} {f:?}");
+                assert_eq!(
+                    (cached.total, cached.total_capped, cached.next.clone()),
+                    (plain.total, plain.total_capped, plain.next.clone()),
+                    "{who} {f:?}"
+                );
+            }
+        }
+        // Spot checks: the district officer sees everyone (all in 锦江区), a community worker
+        // only their community, and the offset page is the one after the first.
+        let d = w.district_officer();
+        let (all, second) = t
+            .store()
+            .read(move |conn, env| {
+                let all = people::list_people_cached(conn, env, &d, &PeopleFilter::default())?;
+                let second = people::list_people_cached(
+                    conn,
+                    env,
+                    &d,
+                    &PeopleFilter {
+                        limit: Some(2),
+                        offset: Some(2),
+                        ..Default::default()
+                    },
+                )?;
+                Ok((all, second))
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.items.len(), 8);
+        assert_eq!(all.total, 8);
+        assert_eq!(
+            second.items.iter().map(|p| p.id).collect::<Vec<_>>(),
+            all.items[2..4].iter().map(|p| p.id).collect::<Vec<_>>()
+        );
+        assert_eq!((second.total, second.total_capped), (8, false));
+    }
+);

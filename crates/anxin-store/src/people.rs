@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::conn::{Conn, Dialect};
 use crate::error::{Result, StoreError};
 use crate::params;
-use crate::scope::{Caller, Reach, ScopeCols};
+use crate::scope::{Caller, Reach, ReachCache, ScopeCols};
 use crate::tx::Tx;
 use crate::value::{Row, Value};
 use crate::Env;
@@ -613,6 +613,16 @@ fn parse_cursor(raw: &str) -> Result<(String, Uuid)> {
     Ok((name.to_owned(), Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
+/// Whether a condition reads a column of `people p` (so a gram walk must join it).
+fn refs_people(cond: &str) -> bool {
+    cond.match_indices("p.").any(|(i, _)| {
+        i == 0 || {
+            let b = cond.as_bytes()[i - 1];
+            !(b.is_ascii_alphanumeric() || b == b'_')
+        }
+    })
+}
+
 /// `col IN (the ids bound as one JSON array at $n)`, comparing as the column's own type so
 /// PostgreSQL can use an index on it.
 fn ids_in(d: Dialect, col: &str, n: usize) -> String {
@@ -646,9 +656,72 @@ enum Plan {
 /// One page of people within the caller's reach, in (name, id) order.
 ///
 /// The caller's node grants are expanded to node ids once per call (not a recursive query per
-/// row); the total is counted only up to [`COUNT_CAP`] rows past the page.
+/// row); a page at an offset starts from the position found by walking the index alone, then
+/// reads `limit` rows by key; the total is counted only up to [`COUNT_CAP`] rows past the page.
 pub fn list_people(
     conn: &mut dyn Conn,
+    caller: &Caller,
+    f: &PeopleFilter,
+) -> Result<Page<PersonView>> {
+    list_people_with(conn, None, false, caller, f)
+}
+
+/// [`list_people`] with the caller's node reach taken from the store's [`ReachCache`] (kept per
+/// set of grants until the tree changes) instead of expanded by a recursive query per call: what
+/// the list endpoint uses.
+///
+/// Call it on a reader connection, outside a transaction: on SQLite it reads in one read
+/// transaction of its own, so it can also drop the reach test when every person lies within
+/// the caller's reach (checked in the same snapshot; see [`covers_everyone`]).
+pub fn list_people_cached(
+    conn: &mut dyn Conn,
+    env: &Env,
+    caller: &Caller,
+    f: &PeopleFilter,
+) -> Result<Page<PersonView>> {
+    let cache = Some(&env.reach_cache);
+    if conn.dialect() != Dialect::Sqlite {
+        return list_people_with(conn, cache, false, caller, f);
+    }
+    conn.batch("BEGIN")?;
+    let page = list_people_with(conn, cache, true, caller, f);
+    let end = conn.batch(if page.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let page = page?;
+    end?;
+    Ok(page)
+}
+
+/// Whether every person lies in one of `nodes` (sorted): the distinct communities of `people`,
+/// one index seek each, stopping once more are seen than `nodes` holds. Costs one seek per
+/// populated community in reach, so a wide reach that holds everyone (a district officer of a
+/// district's own deployment) need not test each row it walks.
+fn covers_everyone(conn: &mut dyn Conn, nodes: &[Uuid]) -> Result<bool> {
+    let bound = i64::try_from(nodes.len())
+        .unwrap_or(i64::MAX)
+        .saturating_add(1);
+    let rows = conn.query(
+        "WITH RECURSIVE c(id) AS (\
+         SELECT (SELECT community_id FROM people ORDER BY community_id LIMIT 1) \
+         UNION ALL SELECT (SELECT p.community_id FROM people p WHERE p.community_id > c.id \
+         ORDER BY p.community_id LIMIT 1) FROM c WHERE c.id IS NOT NULL) \
+         SELECT id FROM c WHERE id IS NOT NULL LIMIT $1",
+        &[Value::Int(bound)],
+    )?;
+    for r in rows {
+        let id: Uuid = r.get("id")?;
+        if nodes.binary_search(&id).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// `snapshot`: the reads run in one transaction (SQLite), so a check of the whole table and
+/// the page agree.
+fn list_people_with(
+    conn: &mut dyn Conn,
+    cache: Option<&ReachCache>,
+    snapshot: bool,
     caller: &Caller,
     f: &PeopleFilter,
 ) -> Result<Page<PersonView>> {
@@ -671,13 +744,13 @@ pub fn list_people(
             .map(str::trim)
             .filter(|q| !q.is_empty())
             .map(str::to_owned);
-    let reach_nodes = reach.expand_nodes(conn)?;
+    let reach_nodes = reach.node_ids(conn, cache)?;
     let filter_nodes = match f.node {
         Some(n) => Reach {
             nodes: vec![n],
             ..Reach::default()
         }
-        .expand_nodes(conn)?,
+        .node_ids(conn, cache)?,
         None => None,
     };
     let wide = reach_nodes.as_ref().is_none_or(|n| !n.is_empty());
@@ -709,8 +782,23 @@ pub fn list_people(
         params.push(gram.into());
         conds.push(format!("g.gram = ${}", params.len()));
     }
+    // Every person within the node reach (SQLite, in the page's snapshot): no reach test per row.
+    // A reach found not to hold everyone is remembered until the tree changes.
+    let everyone = match (&reach_nodes, cache) {
+        (Some(nodes), Some(cache)) if snapshot && !nodes.is_empty() => {
+            !cache.known_partial(&reach.nodes) && {
+                let all = covers_everyone(conn, nodes)?;
+                if !all {
+                    cache.mark_partial(&reach.nodes);
+                }
+                all
+            }
+        }
+        _ => false,
+    };
     match &reach_nodes {
         None => {}
+        Some(_) if everyone => {}
         Some(nodes) => {
             let mut parts = Vec::new();
             if !nodes.is_empty() {
@@ -759,7 +847,7 @@ pub fn list_people(
         // (and the narrow plan) check the whole substring.
         if plan != Plan::Grams || q.chars().count() > 2 {
             params.push(format!("%{}%", escape_like(q)).into());
-            conds.push(format!("p.name LIKE ${} ESCAPE '\\'", params.len()));
+            conds.push(format!("{name_col} LIKE ${} ESCAPE '\\'", params.len()));
         }
     }
     if let Some(t) = f.population_type.as_deref().filter(|t| !t.is_empty()) {
@@ -767,38 +855,78 @@ pub fn list_people(
         params.push(t.as_str().into());
         conds.push(format!("p.population_type = ${}", params.len()));
     }
-    let from = if plan == Plan::Grams {
-        "person_name_grams g JOIN people p ON p.id = g.person_id"
-    } else {
-        "people p"
-    };
     let cond = if conds.is_empty() {
         "1 = 1".to_owned()
     } else {
         conds.join(" AND ")
     };
+    // What the rows are read from. The gram walk joins `people` only for the page's own columns
+    // (and for conditions on people's columns): positions and counts stay in the gram index.
+    let grams_alone = plan == Plan::Grams && !conds.iter().any(|c| refs_people(c));
+    let (from, walk) = match plan {
+        Plan::Grams if grams_alone => (
+            "person_name_grams g JOIN people p ON p.id = g.person_id",
+            "person_name_grams g",
+        ),
+        Plan::Grams => (
+            "person_name_grams g JOIN people p ON p.id = g.person_id",
+            "person_name_grams g JOIN people p ON p.id = g.person_id",
+        ),
+        _ => ("people p", "people p"),
+    };
     let count_params = params.clone();
+    // PostgreSQL counts a wide walk in its order too: unordered, it may collect every match of
+    // a common gram in a bitmap first (100,000 entries for 王 at a million people) where the
+    // ordered walk stops at the cap. SQLite walks in order anyway; a narrow plan would sort.
+    let count_order = if d == Dialect::Postgres && plan != Plan::Narrow {
+        format!(" ORDER BY {name_col}, {id_col}")
+    } else {
+        String::new()
+    };
+    // Where the page starts: after the cursor, or at the row `offset` rows in, found by walking
+    // the index alone (no table or heap reads for the rows skipped), so the page itself is a
+    // keyset read of `limit` rows.
+    let start: Option<(String, Uuid, &str)> = match &after {
+        Some((name, id)) => Some((name.clone(), *id, ">")),
+        None if offset > 0 => {
+            let mut p = params.clone();
+            p.push(offset.into());
+            conn.query_one(
+                &format!(
+                    "SELECT {name_col} AS name, {id_col} AS id FROM {walk} WHERE {cond} \
+                     ORDER BY {name_col}, {id_col} LIMIT 1 OFFSET ${}",
+                    p.len()
+                ),
+                &p,
+            )?
+            .map(|r| Ok::<_, StoreError>((r.get("name")?, r.get("id")?, ">=")))
+            .transpose()?
+        }
+        None => None,
+    };
+    let past_end = after.is_none() && offset > 0 && start.is_none();
     let mut page_cond = cond.clone();
-    if let Some((name, id)) = &after {
+    if let Some((name, id, op)) = &start {
         params.push(name.as_str().into());
         params.push((*id).into());
         page_cond = format!(
-            "{page_cond} AND ({name_col}, {id_col}) > (${}, ${})",
+            "{page_cond} AND ({name_col}, {id_col}) {op} (${}, ${})",
             params.len() - 1,
             params.len()
         );
     }
-    let n = params.len();
     params.push(limit.into());
-    params.push(offset.into());
-    let rows = conn.query(
-        &format!(
-            "SELECT {VIEW_COLS} FROM {from} WHERE {page_cond} ORDER BY {name_col}, {id_col} LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        ),
-        &params,
-    )?;
+    let rows = if past_end {
+        Vec::new()
+    } else {
+        conn.query(
+            &format!(
+                "SELECT {VIEW_COLS} FROM {from} WHERE {page_cond} ORDER BY {name_col}, {id_col} LIMIT ${}",
+                params.len()
+            ),
+            &params,
+        )?
+    };
     let items: Vec<PersonView> = rows
         .iter()
         .map(PersonView::from_row)
@@ -824,7 +952,7 @@ pub fn list_people(
         p.push(cap.saturating_add(1).into());
         conn.query_i64(
             &format!(
-                "SELECT count(*) FROM (SELECT 1 FROM {from} WHERE {c} LIMIT ${}) t",
+                "SELECT count(*) FROM (SELECT 1 FROM {walk} WHERE {c}{count_order} LIMIT ${}) t",
                 p.len()
             ),
             &p,
