@@ -103,6 +103,12 @@ pub struct Monitor {
     pub(crate) pipeline_lock: tokio::sync::Mutex<()>,
     /// Outbox events applied to alarms, forgotten in the next readings transaction.
     pub(crate) applied: std::sync::Mutex<Vec<(Uuid, i64)>>,
+    /// Rule events committed to the readings store and not yet written to alarms, in commit
+    /// order (queued under `pipeline_lock`, right after their commit; see
+    /// [`pipeline::flush_alarms`]).
+    pub(crate) queued: std::sync::Mutex<pipeline::Queued>,
+    /// One alarm write at a time, so a device's events reach its alarms in their numbered order.
+    pub(crate) apply_lock: tokio::sync::Mutex<()>,
     devices: RwLock<HashMap<String, DeviceInfo>>,
     profiles: RwLock<HashMap<Uuid, Arc<Profile>>>,
 }
@@ -137,6 +143,8 @@ impl Monitor {
             counters: Counters::default(),
             pipeline_lock: tokio::sync::Mutex::new(()),
             applied: std::sync::Mutex::new(Vec::new()),
+            queued: std::sync::Mutex::new(pipeline::Queued::default()),
+            apply_lock: tokio::sync::Mutex::new(()),
             devices: RwLock::new(HashMap::new()),
             profiles: RwLock::new(HashMap::new()),
         })

@@ -161,16 +161,25 @@ pub async fn profile(
 /// outcome per message, in order. An error means nothing of the batch may be acknowledged
 /// (the readings store failed); alarm-write failures are not errors (the outbox keeps the events).
 pub async fn process(app: &App, items: Vec<Incoming>) -> anyhow::Result<Vec<Outcome>> {
-    let _serial = app.monitor.pipeline_lock.lock().await;
-    let now = app.clock.now();
+    let outcomes = store(app, &items).await?;
+    flush_alarms(app).await;
+    Ok(outcomes)
+}
+
+/// [`process`] without waiting for the alarm write: once this returns `Ok`, the batch's
+/// readings, rule state and rule events are committed (the events in the outbox and queued for
+/// [`flush_alarms`]), so the messages may be acknowledged — a crash from here on loses nothing,
+/// the outbox is applied at the next start. The MQTT ingest uses it and writes the alarms beside
+/// (`mqtt.rs`), so one batch's alarm commit never delays the next batch's acknowledgements.
+pub async fn store(app: &App, items: &[Incoming]) -> anyhow::Result<Vec<Outcome>> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
     // Per device: its batch, and which message each reading came from.
     let mut order: Vec<Uuid> = Vec::new();
     let mut by_device: HashMap<Uuid, (DeviceBatch, Vec<usize>)> = HashMap::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let device = match item.source {
-            Source::Device(d) => Some(d),
-            Source::Code(code) => device_by_code(app, &code).await?,
+    for (i, item) in items.iter().enumerate() {
+        let device = match &item.source {
+            Source::Device(d) => Some(d.clone()),
+            Source::Code(code) => device_by_code(app, code).await?,
         };
         let Some(device) = device else {
             outcomes[i] = Some(app.monitor.reject(Reject::UnknownDevice));
@@ -219,6 +228,10 @@ pub async fn process(app: &App, items: Vec<Incoming>) -> anyhow::Result<Vec<Outc
         }
     }
     if !batches.is_empty() {
+        // One batch at a time: the events are queued in the order the readings store numbered
+        // them (parsing above needs no lock).
+        let serial = app.monitor.pipeline_lock.lock().await;
+        let now = app.clock.now();
         let readings = app.monitor.readings.clone();
         let applied = std::mem::take(
             &mut *app
@@ -227,9 +240,16 @@ pub async fn process(app: &App, items: Vec<Incoming>) -> anyhow::Result<Vec<Outc
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
+        let t0 = std::time::Instant::now();
         let result =
             tokio::task::spawn_blocking(move || readings.commit_batch_after(applied, batches, now))
                 .await??;
+        tracing::debug!(
+            commit_us = t0.elapsed().as_micros() as u64,
+            "readings commit"
+        );
+        enqueue(app, result.events);
+        drop(serial);
         let mut per_msg: HashMap<usize, (usize, usize)> = HashMap::new();
         for (fresh, origin) in result.fresh.iter().zip(&origins) {
             for (f, i) in fresh.iter().zip(origin) {
@@ -245,12 +265,6 @@ pub async fn process(app: &App, items: Vec<Incoming>) -> anyhow::Result<Vec<Outc
             app.monitor.count_stored(fresh, duplicates);
             outcomes[i] = Some(Outcome::Stored { fresh, duplicates });
         }
-        let done = apply(app, result.events).await;
-        app.monitor
-            .applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(done);
     }
     Ok(outcomes
         .into_iter()
@@ -258,12 +272,118 @@ pub async fn process(app: &App, items: Vec<Incoming>) -> anyhow::Result<Vec<Outc
         .collect())
 }
 
-/// Apply rule events to alarms, in one main-store transaction. Returns what was applied
-/// (`(device, up to event number)`), for the caller to drop from the outbox. Failures are logged
-/// and the events stay in the outbox for [`drain_outbox`].
-pub async fn apply(app: &App, events: Vec<(Uuid, Vec<NumberedEvent>)>) -> Vec<(Uuid, i64)> {
+/// Rule events committed and waiting for the alarm write (see [`flush_alarms`]).
+#[derive(Debug, Default)]
+pub struct Queued {
+    events: Vec<(Uuid, Vec<NumberedEvent>)>,
+    /// An alarm write failed: what it held is only in the outbox now, so the next write reads
+    /// the outbox instead of the queue (applying in number order; applied ones are skipped).
+    resync: bool,
+}
+
+/// Queue committed events for the alarm write. Called under `pipeline_lock`, right after the
+/// commit that numbered them, so the queue is in number order per device.
+fn enqueue(app: &App, events: Vec<(Uuid, Vec<NumberedEvent>)>) {
     if events.is_empty() {
-        return Vec::new();
+        return;
+    }
+    app.monitor
+        .queued
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .events
+        .extend(events);
+}
+
+/// A device's events of several batches together, each device's in their order.
+fn coalesce(events: Vec<(Uuid, Vec<NumberedEvent>)>) -> Vec<(Uuid, Vec<NumberedEvent>)> {
+    let mut at: HashMap<Uuid, usize> = HashMap::new();
+    let mut out: Vec<(Uuid, Vec<NumberedEvent>)> = Vec::with_capacity(events.len());
+    for (d, evs) in events {
+        match at.get(&d) {
+            Some(&i) => out[i].1.extend(evs),
+            None => {
+                at.insert(d, out.len());
+                out.push((d, evs));
+            }
+        }
+    }
+    out
+}
+
+/// Write every queued rule event to alarms, in one main-store transaction; returns how many
+/// events it applied. One writer at a time (`apply_lock`): whoever queued events and then calls
+/// this finds them applied when it returns (by itself or by the call it waited for). Failures
+/// are logged; the events stay in the outbox and the next call reads them from there.
+pub async fn flush_alarms(app: &App) -> usize {
+    let _one = app.monitor.apply_lock.lock().await;
+    let (events, resync) = {
+        let mut q = app.monitor.queued.lock().unwrap_or_else(|e| e.into_inner());
+        (std::mem::take(&mut q.events), std::mem::take(&mut q.resync))
+    };
+    let events = if resync {
+        // Everything queued is in the outbox too (queued only after its commit).
+        let readings = app.monitor.readings.clone();
+        match tokio::task::spawn_blocking(move || readings.pending_events()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reading the outbox failed; retrying later");
+                app.monitor
+                    .queued
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .resync = true;
+                return 0;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox task failed; retrying later");
+                app.monitor
+                    .queued
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .resync = true;
+                return 0;
+            }
+        }
+    } else {
+        coalesce(events)
+    };
+    let n = events.iter().map(|(_, v)| v.len()).sum();
+    let t0 = std::time::Instant::now();
+    let r = apply(app, events).await;
+    if n > 0 {
+        tracing::debug!(
+            events = n,
+            write_us = t0.elapsed().as_micros() as u64,
+            "alarm write"
+        );
+    }
+    match r {
+        Some(done) => {
+            app.monitor
+                .applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(done);
+            n
+        }
+        None => {
+            app.monitor
+                .queued
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .resync = true;
+            0
+        }
+    }
+}
+
+/// Apply rule events to alarms, in one main-store transaction. Returns what was applied
+/// (`(device, up to event number)`), for the caller to drop from the outbox; `None` when the
+/// write failed (logged; the events stay in the outbox).
+async fn apply(app: &App, events: Vec<(Uuid, Vec<NumberedEvent>)>) -> Option<Vec<(Uuid, i64)>> {
+    if events.is_empty() {
+        return Some(Vec::new());
     }
     // One main-store transaction for the whole batch (one commit, one fsync).
     let r = app
@@ -283,7 +403,7 @@ pub async fn apply(app: &App, events: Vec<(Uuid, Vec<NumberedEvent>)>) -> Vec<(U
             Ok((done, raised))
         })
         .await;
-    let done = match r {
+    match r {
         Ok((done, raised)) => {
             if !raised.is_empty() {
                 tracing::info!(alarms = raised.len(), "alarms raised");
@@ -293,25 +413,24 @@ pub async fn apply(app: &App, events: Vec<(Uuid, Vec<NumberedEvent>)>) -> Vec<(U
                     crate::ops::triggers::on_alarms_raised(&app, raised).await;
                 });
             }
-            done
+            Some(done)
         }
         Err(e) => {
             tracing::error!(error = %e, "alarm write failed; events kept for retry");
-            return Vec::new();
+            None
         }
-    };
-    done
+    }
 }
 
 /// Forget applied events now (their own readings transaction).
-async fn drop_applied(app: &App, mut done: Vec<(Uuid, i64)>) {
-    done.extend(std::mem::take(
+async fn drop_applied(app: &App) {
+    let done = std::mem::take(
         &mut *app
             .monitor
             .applied
             .lock()
             .unwrap_or_else(|e| e.into_inner()),
-    ));
+    );
     if done.is_empty() {
         return;
     }
@@ -323,15 +442,57 @@ async fn drop_applied(app: &App, mut done: Vec<(Uuid, i64)>) {
     }
 }
 
-/// Apply whatever a crash left in the outbox. Safe to run any time (idempotent).
+/// Apply whatever a crash left in the outbox. Safe to run any time (idempotent). Returns how
+/// many events the outbox held.
 pub async fn drain_outbox(app: &App) -> anyhow::Result<usize> {
-    let _serial = app.monitor.pipeline_lock.lock().await;
-    let readings = app.monitor.readings.clone();
-    let pending = tokio::task::spawn_blocking(move || readings.pending_events()).await??;
-    let n = pending.iter().map(|(_, v)| v.len()).sum();
-    let done = apply(app, pending).await;
-    drop_applied(app, done).await;
-    Ok(n)
+    let pending = {
+        let _one = app.monitor.apply_lock.lock().await;
+        // What is queued is in the outbox too (queued only after its commit): read the outbox.
+        {
+            let mut q = app.monitor.queued.lock().unwrap_or_else(|e| e.into_inner());
+            q.events.clear();
+            q.resync = false;
+        }
+        let readings = app.monitor.readings.clone();
+        let pending = match tokio::task::spawn_blocking(move || readings.pending_events()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                app.monitor
+                    .queued
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .resync = true;
+                return Err(e.into());
+            }
+            Err(e) => {
+                app.monitor
+                    .queued
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .resync = true;
+                return Err(e.into());
+            }
+        };
+        let n = pending.iter().map(|(_, v)| v.len()).sum();
+        match apply(app, pending).await {
+            Some(done) => app
+                .monitor
+                .applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(done),
+            None => {
+                app.monitor
+                    .queued
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .resync = true;
+            }
+        }
+        n
+    };
+    drop_applied(app).await;
+    Ok(pending)
 }
 
 /// Time passes: tick every device's rules (silence rules, sustained rules completing with time)
@@ -348,13 +509,18 @@ pub async fn tick(app: &App) -> anyhow::Result<usize> {
             with_profiles.push((d, p));
         }
     }
-    let _serial = app.monitor.pipeline_lock.lock().await;
-    let now = app.clock.now();
-    let readings = app.monitor.readings.clone();
-    let events = tokio::task::spawn_blocking(move || readings.tick(with_profiles, now)).await??;
-    let n = events.iter().map(|(_, v)| v.len()).sum();
-    let done = apply(app, events).await;
-    drop_applied(app, done).await;
+    let n = {
+        let _serial = app.monitor.pipeline_lock.lock().await;
+        let now = app.clock.now();
+        let readings = app.monitor.readings.clone();
+        let events =
+            tokio::task::spawn_blocking(move || readings.tick(with_profiles, now)).await??;
+        let n = events.iter().map(|(_, v)| v.len()).sum();
+        enqueue(app, events);
+        n
+    };
+    flush_alarms(app).await;
+    drop_applied(app).await;
     Ok(n)
 }
 

@@ -471,6 +471,173 @@ async fn ingest(t: &TestApp, d: &Dev, seq: u64, at_offset: i64, level: f64) -> p
     .remove(0)
 }
 
+/// One message of device `d` (source given directly, as the HTTP ingest does).
+fn incoming(info: &sm::DeviceInfo, seq: u64, at: &str, level: f64) -> pipeline::Incoming {
+    pipeline::Incoming {
+        source: pipeline::Source::Device(info.clone()),
+        payload: reading(seq, at, level),
+    }
+}
+
+both_stores!(
+    big_batches_store_each_reading_once_and_evaluate_in_order,
+    |t: TestApp| async move {
+        let w = world::build(t.store()).await;
+        let (a, b) = (
+            device(&t, &w, level_high()).await,
+            device(&t, &w, level_high()).await,
+        );
+        let info = |id: Uuid| {
+            let store = t.store().clone();
+            async move {
+                store
+                    .read(move |c, _| sm::device_by_id(c, id))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
+        let (ia, ib) = (info(a.id).await, info(b.id).await);
+        // Level 5 (raises) at k % 50 == 10, 1 (clears) at k % 50 == 20, else 2: three alarms per
+        // device over 150 readings, all cleared. Interleaved, with five repeats inside the batch:
+        // 305 messages in one batch (more than one multi-row statement's worth).
+        let level = |k: u64| match k % 50 {
+            10 => 5.0,
+            20 => 1.0,
+            _ => 2.0,
+        };
+        let mut items = Vec::new();
+        for k in 1..=150u64 {
+            let at = ts(&t, i64::try_from(k).unwrap() - 200);
+            items.push(incoming(&ia, k, &at, level(k)));
+            items.push(incoming(&ib, k, &at, level(k)));
+            if k % 30 == 0 {
+                items.push(incoming(&ia, k, &at, level(k)));
+            }
+        }
+        assert_eq!(items.len(), 305);
+        let out = pipeline::process(&t.app, items).await.unwrap();
+        let stored = |o: &pipeline::Outcome| {
+            matches!(
+                o,
+                pipeline::Outcome::Stored {
+                    fresh: 1,
+                    duplicates: 0
+                }
+            )
+        };
+        let dup = |o: &pipeline::Outcome| {
+            matches!(
+                o,
+                pipeline::Outcome::Stored {
+                    fresh: 0,
+                    duplicates: 1
+                }
+            )
+        };
+        assert_eq!(out.iter().filter(|o| stored(o)).count(), 300);
+        assert_eq!(out.iter().filter(|o| dup(o)).count(), 5);
+        // The repeat comes after the original: the original is the one stored.
+        assert!(stored(&out[58]) && dup(&out[60]), "{:?}", &out[58..61]);
+        for d in [&a, &b] {
+            assert_eq!(readings_count(&t, d.id).await, 150);
+            let al = alarms(&t, d.id).await;
+            assert_eq!(al.len(), 3, "one alarm per crossing");
+            assert!(al.iter().all(|x| !x.active), "each cleared in order");
+        }
+        // A second batch repeating the last 20 of each device and 10 new ones: only the new ones
+        // are stored and evaluated (a raise at k = 160).
+        let mut items = Vec::new();
+        for k in 131..=160u64 {
+            let at = ts(&t, i64::try_from(k).unwrap() - 200);
+            items.push(incoming(&ia, k, &at, level(k)));
+            items.push(incoming(&ib, k, &at, level(k)));
+        }
+        let out = pipeline::process(&t.app, items).await.unwrap();
+        assert_eq!(out.iter().filter(|o| stored(o)).count(), 20);
+        assert_eq!(out.iter().filter(|o| dup(o)).count(), 40);
+        for d in [&a, &b] {
+            assert_eq!(readings_count(&t, d.id).await, 160);
+            let al = alarms(&t, d.id).await;
+            assert_eq!((al.len(), al.iter().filter(|x| x.active).count()), (4, 1));
+        }
+        // Rollups: every stored reading counted once per metric.
+        let rd = t.app.monitor.readings.clone();
+        let (id, from, to) = (
+            a.id,
+            t.clock.now() - chrono::Duration::hours(2),
+            t.clock.now() + chrono::Duration::hours(2),
+        );
+        let ups = tokio::task::spawn_blocking(move || {
+            rd.rollups(id, anxin_store::readings::Step::Minute, from, to, 1000)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let n: i64 = ups
+            .iter()
+            .filter(|r| r.metric == "level")
+            .map(|r| r.count)
+            .sum();
+        assert_eq!(n, 160);
+        let max = ups
+            .iter()
+            .filter(|r| r.metric == "battery")
+            .map(|r| r.max)
+            .fold(f64::MIN, f64::max);
+        assert!((max - 3.6).abs() < 1e-9);
+    }
+);
+
+both_stores!(
+    queued_alarm_writes_keep_their_order_with_ticks,
+    |t: TestApp| async move {
+        let w = world::build(t.store()).await;
+        let d = device(&t, &w, level_high()).await;
+        let info = {
+            let id = d.id;
+            t.store()
+                .read(move |c, _| sm::device_by_id(c, id))
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        // Committed (and, over MQTT, acknowledged) but the alarm write not yet run: a raise.
+        let out = pipeline::store(&t.app, &[incoming(&info, 1, &ts(&t, 0), 5.0)])
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![pipeline::Outcome::Stored {
+                fresh: 1,
+                duplicates: 0
+            }]
+        );
+        assert!(alarms(&t, d.id).await.is_empty(), "not written yet");
+        // A clear, committed behind it, also waiting.
+        pipeline::store(&t.app, &[incoming(&info, 2, &ts(&t, 5), 1.0)])
+            .await
+            .unwrap();
+        // A rule tick comes first: it writes the waiting events in their order (raise, then
+        // clear), not the clear alone.
+        pipeline::tick(&t.app).await.unwrap();
+        let a = alarms(&t, d.id).await;
+        assert_eq!((a.len(), a[0].active), (1, false));
+        // The alarm writer's turn afterwards changes nothing; a new raise opens a second alarm.
+        assert_eq!(pipeline::flush_alarms(&t.app).await, 0);
+        pipeline::store(&t.app, &[incoming(&info, 3, &ts(&t, 9), 6.0)])
+            .await
+            .unwrap();
+        assert_eq!(pipeline::flush_alarms(&t.app).await, 1);
+        let a = alarms(&t, d.id).await;
+        assert_eq!((a.len(), a.iter().filter(|x| x.active).count()), (2, 1));
+        // Draining the outbox (what a start does) replays nothing, then finds it empty.
+        pipeline::drain_outbox(&t.app).await.unwrap();
+        assert_eq!(pipeline::drain_outbox(&t.app).await.unwrap(), 0);
+        assert_eq!(alarms(&t, d.id).await.len(), 2);
+    }
+);
+
 both_stores!(
     sustained_rule_survives_an_anxin_restart,
     |t: TestApp| async move {
