@@ -163,6 +163,14 @@ def anchor(database, incident):
         tables = ["incidents"] + [t for t in tables_with_incident(cols_of) if t != "incidents"]
         setup = "".join(f"DROP TABLE IF EXISTS bench_{t}; CREATE TABLE bench_{t} (LIKE {t} INCLUDING ALL);"
                         for t in tables)
+        # LIKE … INCLUDING ALL copies no foreign keys: add the originals' (pointing at the real
+        # tables, as on SQLite), so the copies check what the real tables check.
+        fks = q("SELECT conrelid::regclass::text || '|' || pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace")
+        for line in fks.splitlines():
+            t, d = line.split("|", 1)
+            if t in tables:
+                setup += f"ALTER TABLE bench_{t} ADD {d};"
         q(setup)
         script = ["\\timing on", "BEGIN;"]
         n = 0

@@ -998,6 +998,109 @@ both_stores!(
     }
 );
 
+both_stores!(
+    activation_with_every_step_is_atomic_when_the_last_step_fails,
+    |t: TestApp| async move {
+        let w = world::build(t.store()).await;
+        vulnerable_a1(&t, &w).await;
+        let base = t.serve().await;
+        let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        let worker_id = user_id(&t, "worker_a").await;
+        let comm_a = w.comm_a;
+        t.store()
+            .write(WriteCtx::system("volunteer"), move |tx| {
+                anxin_store::ops::volunteers::create_volunteer(
+                    tx,
+                    &Caller::system(),
+                    &anxin_store::ops::volunteers::VolunteerInput {
+                        community_id: Some(comm_a),
+                        name: Some("陈志愿".into()),
+                        ..Default::default()
+                    },
+                )
+                .map(drop)
+            })
+            .await
+            .unwrap();
+        let shelter = facility(&t, w.comm_a, "shelter", "active").await;
+        let everything = |item: &str| {
+            let mut body = flood_body(worker_id, shelter);
+            body["volunteers"] = json!({ "count": 3 });
+            body["supplies"] = json!([{ "item": item, "quantity_per_household": 2,
+                "stock": 100, "fulfilment": "delivery" }]);
+            body
+        };
+        // Every step runs and creates its rows; the supplies step, the last, names an item
+        // nobody has and fails: the welfare checks, tasks, call-outs, opened shelter and log
+        // lines made before it are rolled back with it.
+        let (plan, _) = adopted_plan(&base, &worker, &w, "全步骤预案", everything("unicorn")).await;
+        let made =
+            "SELECT (SELECT count(*) FROM incidents) + (SELECT count(*) FROM incident_tasks) \
+             + (SELECT count(*) FROM callouts) + (SELECT count(*) FROM welfare_checks) \
+             + (SELECT count(*) FROM incident_log) + (SELECT count(*) FROM campaigns) \
+             + (SELECT count(*) FROM campaign_slots) + (SELECT count(*) FROM campaign_counters) \
+             + (SELECT count(*) FROM campaign_reservations)";
+        let logged = "SELECT count(*) FROM change_log WHERE kind IN ('incidents', \
+             'incident_tasks', 'callouts', 'welfare_checks', 'campaigns', 'campaign_reservations')";
+        let log_before = count(&t, logged).await;
+        let (s, b) = call(
+            &base,
+            &worker,
+            "POST",
+            &format!("/api/v1/plans/{plan}/activate"),
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!((s, code(&b)), (422, Some("campaign.item_unknown")), "{b}");
+        assert_eq!(
+            count(&t, made).await,
+            0,
+            "a failed activation left something behind"
+        );
+        assert_eq!(
+            count(&t, logged).await,
+            log_before,
+            "change-log entries of a rolled-back activation"
+        );
+        assert_eq!(facility_status(&t, shelter).await, "active");
+
+        // The same steps with an item that exists: every part is there, one check for A1 with
+        // its delivery order.
+        let (plan, _) = adopted_plan(&base, &worker, &w, "全步骤预案二", everything("mask")).await;
+        let (s, b) = call(
+            &base,
+            &worker,
+            "POST",
+            &format!("/api/v1/plans/{plan}/activate"),
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!((s, b["status"].as_str()), (201, Some("active")), "{b}");
+        assert_eq!(count(&t, "SELECT count(*) FROM incident_tasks").await, 2);
+        assert_eq!(count(&t, "SELECT count(*) FROM callouts").await, 1);
+        assert_eq!(count(&t, "SELECT count(*) FROM welfare_checks").await, 1);
+        assert_eq!(count(&t, "SELECT count(*) FROM campaigns").await, 1);
+        assert_eq!(
+            count(&t, "SELECT count(*) FROM campaign_reservations").await,
+            1
+        );
+        assert_eq!(facility_status(&t, shelter).await, "open");
+        assert_eq!(
+            count_for(
+                &t,
+                "SELECT count(*) FROM incident_log WHERE kind = 'shelter.opened' AND ref_id = $1",
+                shelter
+            )
+            .await,
+            1,
+            "one timeline line for the opened shelter"
+        );
+        assert_eq!(b["summary"]["shelters"]["ids"], json!([shelter]), "{b}");
+        assert_eq!(b["summary"]["welfare"]["checks"], 1, "{b}");
+        assert_eq!(b["summary"]["campaigns"]["deliveries"], 1, "{b}");
+    }
+);
+
 both_stores!(drills_conflicts_and_reviews, |t: TestApp| async move {
     let w = world::build(t.store()).await;
     let base = t.serve().await;

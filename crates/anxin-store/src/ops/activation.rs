@@ -9,6 +9,8 @@
 //! runs the steps then) or declines ([`decline`]); when confirmation is configured away they run
 //! at once. [`deactivate`] runs the steps' `deactivate` in reverse order and closes the incident.
 
+use std::collections::HashMap;
+
 use anxin_domain::plan::PlanBody;
 use anxin_domain::roles::Permission;
 use chrono::{DateTime, Duration, Utc};
@@ -165,6 +167,7 @@ fn run_steps(
         nodes: &nodes,
     };
     let mut summary = serde_json::Map::new();
+    let all_started = std::time::Instant::now();
     for step in STEPS {
         let started = std::time::Instant::now();
         let counts = step.activate(tx, &a)?;
@@ -182,6 +185,10 @@ fn run_steps(
         )?;
         summary.insert(step.name().to_owned(), counts);
     }
+    tracing::debug!(
+        ms = all_started.elapsed().as_secs_f64() * 1000.0,
+        "activation steps done"
+    );
     let summary = Json::Object(summary);
     tx.update(
         "incidents",
@@ -565,23 +572,38 @@ impl ActivationStep for ShelterStep {
         "shelters"
     }
     fn activate(&self, tx: &mut Tx, a: &Activation<'_>) -> Result<serde_json::Value> {
-        let mut opened = Vec::new();
+        if a.body.shelters.is_empty() {
+            return Ok(json!({ "opened": 0, "already_open": 0, "ids": Vec::<Uuid>::new() }));
+        }
+        // One read for every listed shelter, checked in the plan's order (the first bad one
+        // names its place in the list), then one update and one set of timeline lines.
+        let d = tx.dialect();
+        let found: HashMap<Uuid, (Uuid, String, String)> = tx
+            .query(
+                &format!(
+                    "SELECT id, node_id, kind, status FROM facilities WHERE {}",
+                    d.in_json_list("id", 1)
+                ),
+                &[super::volunteers::json_ids(&a.body.shelters)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.get("id")?,
+                    (r.get("node_id")?, r.get("kind")?, r.get("status")?),
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let mut opened: Vec<Uuid> = Vec::new();
         let mut already = 0;
         for (i, s) in a.body.shelters.iter().enumerate() {
-            let row = tx.query_one(
-                "SELECT node_id, kind, status FROM facilities WHERE id = $1",
-                &params![*s],
-            )?;
-            let Some(row) = row else {
+            let Some((node, kind, status)) = found.get(s) else {
                 return Err(conflict(
                     "activation.shelter_missing",
                     format!("shelters[{i}]"),
                 ));
             };
-            let node: Uuid = row.get("node_id")?;
-            let kind: String = row.get("kind")?;
-            let status: String = row.get("status")?;
-            if !a.nodes.contains(&node) || !matches!(kind.as_str(), "shelter" | "convertible_space")
+            if !a.nodes.contains(node) || !matches!(kind.as_str(), "shelter" | "convertible_space")
             {
                 return Err(conflict(
                     "activation.shelter_out_of_scope",
@@ -589,21 +611,9 @@ impl ActivationStep for ShelterStep {
                 ));
             }
             match status.as_str() {
-                "active" => {
-                    tx.update(
-                        "facilities",
-                        *s,
-                        &[("status", "open".into()), ("updated_at", a.at.into())],
-                    )?;
-                    log(
-                        tx,
-                        a.incident_id,
-                        "shelter.opened",
-                        "避难场所开放",
-                        Some(("facilities", *s)),
-                    )?;
-                    opened.push(*s);
-                }
+                // Listed twice: open after its first mention.
+                "active" if opened.contains(s) => already += 1,
+                "active" => opened.push(*s),
                 "open" => already += 1,
                 _ => {
                     return Err(conflict(
@@ -612,6 +622,24 @@ impl ActivationStep for ShelterStep {
                     ))
                 }
             }
+        }
+        if !opened.is_empty() {
+            let n = tx
+                .update_where(
+                    "facilities",
+                    &[("status", "open".into()), ("updated_at", a.at.into())],
+                    &format!("{} AND status = 'active'", d.in_json_list("id", 1)),
+                    &[super::volunteers::json_ids(&opened)],
+                )?
+                .len();
+            if n != opened.len() {
+                return Err(StoreError::Backend(format!(
+                    "shelters: {n} of {} opened",
+                    opened.len()
+                )));
+            }
+            let refs: Vec<(&str, Uuid)> = opened.iter().map(|f| ("facilities", *f)).collect();
+            super::log_many(tx, a.incident_id, "shelter.opened", "避难场所开放", &refs)?;
         }
         Ok(json!({ "opened": opened.len(), "already_open": already, "ids": opened }))
     }

@@ -189,6 +189,51 @@ pub fn log(
     Ok(())
 }
 
+/// Append one timeline line per reference, all of the same `kind` and `summary`, in the order
+/// given, with one statement (what [`log`] does line by line: a step that touches many records
+/// of one kind).
+pub fn log_many(
+    tx: &mut Tx,
+    incident_id: Uuid,
+    kind: &str,
+    summary: &str,
+    references: &[(&str, Uuid)],
+) -> Result<()> {
+    if references.is_empty() {
+        return Ok(());
+    }
+    let last = tx.conn().query_i64(
+        "SELECT COALESCE(max(seq), 0) FROM incident_log WHERE incident_id = $1",
+        &params![incident_id],
+    )?;
+    let at = tx.now();
+    let actor = tx.ctx().actor;
+    // $1 incident, $2 at, $3 actor, $4 kind, $5 summary; then (seq, id, ref_kind, ref_id) a line.
+    let mut params: Vec<Value> = params![incident_id, at, actor, kind, summary].to_vec();
+    let mut sql = String::from(
+        "INSERT INTO incident_log (seq, id, incident_id, at, actor, kind, summary, ref_kind, ref_id) VALUES ",
+    );
+    for (i, (ref_kind, ref_id)) in references.iter().enumerate() {
+        let b = params.len();
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, $1, $2, $3, $4, $5, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4
+        ));
+        params.push((last + 1 + i64::try_from(i).unwrap_or(i64::MAX)).into());
+        params.push(tx.new_id().into());
+        params.push((*ref_kind).into());
+        params.push((*ref_id).into());
+    }
+    tx.execute_unlogged(&sql, &params)?;
+    Ok(())
+}
+
 /// Whether a step's counts describe its activation or its stand-down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {

@@ -744,7 +744,14 @@ impl ActivationStep for WelfareStep {
         if !a.body.welfare_checks || a.nodes.is_empty() {
             return Ok(serde_json::json!({ "checks": 0, "to_helpers": 0 }));
         }
+        let started = std::time::Instant::now();
         let found = vulnerable_in(tx.conn(), a.nodes)?;
+        tracing::debug!(
+            rows = found.len(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "welfare: people found"
+        );
+        let started = std::time::Instant::now();
         let due = a.at + Duration::minutes(i64::from(a.body.welfare_escalate_minutes.max(1)));
         let mut to_helpers = 0usize;
         let rows: Vec<Vec<Value>> = found
@@ -798,6 +805,10 @@ impl ActivationStep for WelfareStep {
             ],
             &rows,
         )?;
+        tracing::debug!(
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "welfare: checks inserted"
+        );
         super::log(
             tx,
             a.incident_id,
