@@ -225,6 +225,14 @@ pub struct WechatConfig {
     /// Page opened when the message is tapped.
     #[serde(default)]
     pub url: Option<String>,
+    /// WeChat's OAuth authorize page (residents bind their WeChat there): `https://open.weixin.qq.com`.
+    #[serde(default = "default_wechat_oauth")]
+    pub oauth_base: String,
+    /// The absolute address WeChat sends residents back to after binding, as registered with the
+    /// service account: `https://<this server>/resident/channels/wechat/callback`. Residents
+    /// cannot bind WeChat while it is unset.
+    #[serde(default)]
+    pub oauth_redirect: Option<String>,
     #[serde(default = "default_provider_timeout")]
     pub timeout_seconds: u64,
 }
@@ -273,6 +281,9 @@ fn default_sms_region() -> String {
 }
 fn default_wechat_api() -> String {
     "https://api.weixin.qq.com".into()
+}
+fn default_wechat_oauth() -> String {
+    "https://open.weixin.qq.com".into()
 }
 fn default_voice_repeat() -> u32 {
     2
@@ -590,7 +601,8 @@ pub fn example() -> String {
          # [notify.sms.templates]\n# login_code = \"1234567\"\n\
          \n# [notify.wechat]\n# app_id = \"wx0123456789abcdef\"\n\
          # app_secret: set ANXIN_NOTIFY__WECHAT__APP_SECRET\n# api_base = \"https://api.weixin.qq.com\"\n\
-         # [notify.wechat.templates]\n# notice = \"TEMPLATE_ID\"\n\
+         # oauth_redirect = \"https://anxin.example.gov.cn/resident/channels/wechat/callback\"   # residents bind WeChat (warnings)\n\
+         # [notify.wechat.templates]\n# notice = \"TEMPLATE_ID\"\n# warning = \"TEMPLATE_ID\"\n\
          \n# [notify.voice]\n# endpoint = \"https://voice.example.com/api/calls\"\n\
          # api_key: set ANXIN_NOTIFY__VOICE__API_KEY\n# repeat = 2\n\
          # [notify.voice.templates]\n# login_code = \"TTS_001\"\n\

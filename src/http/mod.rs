@@ -25,6 +25,7 @@ pub mod people;
 pub mod places;
 pub mod plans;
 pub mod providers;
+pub mod resident_channels;
 pub mod risks;
 pub mod routes;
 pub mod supervision;
@@ -65,6 +66,7 @@ pub fn table() -> routes::Table {
         .merge(campaigns::routes())
         .merge(providers::routes())
         .merge(funds::routes())
+        .merge(resident_channels::routes())
         .merge(notify_callbacks::routes())
         .merge(crate::web::routes())
         .merge(openapi::routes())

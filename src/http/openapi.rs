@@ -104,6 +104,7 @@ fn parts() -> Vec<OpenApi> {
         crate::http::campaigns::api(),
         crate::http::providers::api(),
         crate::http::funds::api(),
+        crate::http::resident_channels::api(),
     ]
 }
 

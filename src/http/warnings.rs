@@ -238,6 +238,12 @@ pub struct Issued {
     pub in_app: usize,
     pub sms: usize,
     pub in_person: usize,
+    /// E-mail to residents' verified addresses.
+    pub email: usize,
+    /// WeChat template messages to residents' bound accounts.
+    pub wechat: usize,
+    /// Voice calls to vulnerable people who asked to be phoned.
+    pub voice: usize,
 }
 
 fn issued(f: warnings::Fanout) -> Issued {
@@ -246,6 +252,9 @@ fn issued(f: warnings::Fanout) -> Issued {
         in_app: f.in_app,
         sms: f.sms.len(),
         in_person: f.in_person,
+        email: f.count("email"),
+        wechat: f.count("wechat"),
+        voice: f.count("voice"),
         warning: f.warning,
     }
 }

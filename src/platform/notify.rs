@@ -154,6 +154,15 @@ pub const TEMPLATES: &[Template] = &[
     },
     // campaigns
     // providers
+    // residents' own channels (issue 4)
+    Template {
+        id: "channel_code",
+        params: &["code", "minutes"],
+        sms: None,
+        email_subject: Some("【安心社区】接收预警邮箱验证码"),
+        email_body: Some("您正在安心社区添加接收预警的邮箱，验证码：{code}（{minutes}分钟内有效）。如非本人操作，请忽略本邮件。\n\n——安心社区平台（系统邮件，请勿回复）\n"),
+        secret_params: true,
+    },
 ];
 
 pub fn template(id: &str) -> Option<&'static Template> {
@@ -866,13 +875,7 @@ pub async fn send_login_code(app: &App, phone: &Phone, code: &str) -> anyhow::Re
 
 /// Mask an e-mail address for lists and logs: `z***@example.com`.
 pub fn mask_email(addr: &str) -> String {
-    match addr.split_once('@') {
-        Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}***@{domain}")
-        }
-        None => "***".into(),
-    }
+    anxin_store::resident_channels::mask_email(addr)
 }
 
 /// Send an e-mail from a template; delivered by the dispatcher. Returns the notification id.

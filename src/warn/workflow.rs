@@ -47,7 +47,8 @@ async fn notify_groups(
     }
 }
 
-/// Enqueue the SMS of a step and link each delivery to its notification; tell the group robots.
+/// Enqueue the SMS, e-mail, WeChat messages and voice calls of a step and link each delivery to
+/// its notification; tell the group robots.
 pub async fn send(app: &App, ctx: &WriteCtx, f: &Fanout) -> Result<()> {
     let Some(w) = &f.warning else { return Ok(()) };
     let params = warnings::sms_params(w);
@@ -72,7 +73,38 @@ pub async fn send(app: &App, ctx: &WriteCtx, f: &Fanout) -> Result<()> {
             vec![None; f.sms.len()]
         }
     };
-    let links: Vec<(Uuid, Option<Uuid>)> = f.sms.iter().map(|s| s.delivery_id).zip(ids).collect();
+    let mut links: Vec<(Uuid, Option<Uuid>)> =
+        f.sms.iter().map(|s| s.delivery_id).zip(ids).collect();
+    // The residents' own channels and voice calls, each channel in one batch: a channel that
+    // refuses the template (not configured for it) fails its own deliveries only.
+    for channel in [ChannelKind::Email, ChannelKind::Wechat, ChannelKind::Voice] {
+        let outs: Vec<_> = f
+            .others
+            .iter()
+            .filter(|o| ChannelKind::parse(o.channel) == Some(channel))
+            .collect();
+        if outs.is_empty() {
+            continue;
+        }
+        let items = outs
+            .iter()
+            .map(|o| notify::Outgoing {
+                channel,
+                recipient: o.address.clone(),
+                recipient_mask: o.address_mask.clone(),
+                template_id: TEMPLATE.to_owned(),
+                params: params.clone(),
+            })
+            .collect::<Vec<_>>();
+        let ids: Vec<Option<Uuid>> = match notify::enqueue_many(app, items).await {
+            Ok(ids) => ids.into_iter().map(Some).collect(),
+            Err(e) => {
+                tracing::warn!(warning.id = %w.id, channel = channel.as_str(), error = %format!("{e:#}"), "warning messages not enqueued");
+                vec![None; outs.len()]
+            }
+        };
+        links.extend(outs.iter().map(|o| o.delivery_id).zip(ids));
+    }
     if links.is_empty() {
         return Ok(());
     }

@@ -1145,6 +1145,7 @@ const TABLES: &[&[(&str, &str, &str)]] = &[
     super::texts_campaigns::TEXTS,
     super::texts_providers::TEXTS,
     super::texts_funds::TEXTS,
+    super::texts_channels::TEXTS,
 ];
 
 fn all() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {

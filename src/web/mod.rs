@@ -32,6 +32,7 @@ pub mod admin;
 pub mod alarms;
 pub mod assets;
 pub mod campaigns;
+pub mod channels;
 pub mod devices;
 pub mod forms;
 pub mod forward;
@@ -54,6 +55,7 @@ pub mod risks;
 pub mod supervision;
 pub mod supplies;
 pub mod texts_campaigns;
+pub mod texts_channels;
 pub mod texts_funds;
 pub mod texts_hazards;
 pub mod texts_incidents;
@@ -111,6 +113,7 @@ pub fn routes() -> Table {
         .merge(households::routes())
         .merge(io::routes())
         .merge(resident::routes())
+        .merge(channels::routes())
         .merge(alarms::routes())
         .merge(devices::routes())
         .merge(warnings::routes())
@@ -291,6 +294,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "pass.html",
     "pass_contacts.html",
     "pass_resident.html",
+    "resident_channels.html",
     // hazards (issue 6): each part lists its own templates in its block
     // inspections
     "inspections.html",

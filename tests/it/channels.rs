@@ -699,6 +699,8 @@ both!(
                 api_base: base,
                 templates: [("notice".to_owned(), "TPL-notice-1".to_owned())].into(),
                 url: Some("https://anxin.example.gov.cn/r".into()),
+                oauth_base: "https://open.weixin.qq.com".into(),
+                oauth_redirect: None,
                 timeout_seconds: 5,
             });
         })
@@ -1168,3 +1170,431 @@ async fn enqueue_many_5000_timing() {
         println!("{backend:?}: enqueue_many of 5000 SMS in {took:?}");
     }
 }
+
+// ---- residents' own channels carry warnings ----------------------------------------------------
+
+/// The code in the latest e-mail of template `channel_code` to `to` (from the outbox).
+async fn emailed_code(t: &TestApp, to: &str) -> String {
+    notify::deliver_due(&t.app).await.unwrap();
+    let out = notify::outbox_messages(&t.app, ChannelKind::Email)
+        .await
+        .unwrap();
+    let m = out
+        .iter()
+        .rev()
+        .find(|m| m.template == "channel_code" && m.to == to)
+        .expect("a code e-mail");
+    assert!(
+        !m.subject
+            .as_deref()
+            .unwrap_or("")
+            .contains(&m.params["code"]),
+        "the code stays out of the subject"
+    );
+    assert!(m.body.contains(&m.params["code"]));
+    m.params["code"].clone()
+}
+
+both!(
+    residents_own_channels_carry_warnings,
+    |backend: Backend| async move {
+        use crate::world::{self, call, staff, user};
+        use anxin_domain::{Role, Scope};
+        use anxin_store::accounts::UserKind;
+        use anxin_store::WriteCtx;
+
+        let (mock, api_base) = Mock::start().await;
+        let t = TestApp::with_config(backend, move |c| {
+            c.notify.wechat = Some(WechatConfig {
+                app_id: "wx0123456789abcdef".into(),
+                app_secret: secret("wechat-app-secret"),
+                api_base,
+                templates: [("warning".to_owned(), "TPL-warning-1".to_owned())].into(),
+                url: None,
+                oauth_base: "https://open.weixin.qq.com".into(),
+                oauth_redirect: Some(
+                    "https://anxin.example.gov.cn/resident/channels/wechat/callback".into(),
+                ),
+                timeout_seconds: 5,
+            });
+        })
+        .await;
+        let w = world::build(t.store()).await;
+        let base = t.serve().await;
+        let resident = user(
+            &t,
+            "resident_a1",
+            UserKind::Resident,
+            None,
+            Some(w.person_a1),
+        )
+        .await;
+        let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        // person_a1 (who has a phone) asked to be phoned: a vulnerable person, contact by call.
+        let p = w.person_a1;
+        t.store()
+            .write(WriteCtx::system("vulnerable"), move |tx| {
+                anxin_store::people::add_vulnerable(
+                    tx,
+                    &anxin_store::scope::Caller::system(),
+                    &anxin_store::people::VulnerableInput {
+                        person_id: p,
+                        category: "elderly_alone".into(),
+                        helper_user_id: None,
+                        contact_channel: "phone_call".into(),
+                        notes: None,
+                    },
+                )
+            })
+            .await
+            .unwrap();
+
+        // ---- e-mail: a bad address is named; a good one gets a code; the code verifies it.
+        let (s, b) = call(
+            &base,
+            &resident,
+            "POST",
+            "/api/v1/me/channels/email/code",
+            Some(json!({"address": "zhang at example"})),
+        )
+        .await;
+        assert_eq!(
+            (
+                s,
+                b["error"]["code"].as_str(),
+                b["error"]["details"]["field"].as_str()
+            ),
+            (422, Some("channel.email_invalid"), Some("address")),
+            "{b}"
+        );
+        let (s, b) = call(
+            &base,
+            &resident,
+            "POST",
+            "/api/v1/me/channels/email/code",
+            Some(json!({"address": "Zhang.San@Example.com"})),
+        )
+        .await;
+        assert_eq!(s, 202, "{b}");
+        assert_eq!(b["channel"]["address_mask"], "Z***@example.com");
+        assert_eq!(b["channel"]["verified"], false);
+        // A second code within the minute is refused.
+        let (s, b) = call(
+            &base,
+            &resident,
+            "POST",
+            "/api/v1/me/channels/email/code",
+            Some(json!({"address": "zhang.san@example.com"})),
+        )
+        .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (429, Some("rate.limited")),
+            "{b}"
+        );
+        let code = emailed_code(&t, "Zhang.San@example.com").await;
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let (s, b) = call(
+            &base,
+            &resident,
+            "POST",
+            "/api/v1/me/channels/email/confirm",
+            Some(json!({"code": wrong})),
+        )
+        .await;
+        assert_eq!(
+            (
+                s,
+                b["error"]["code"].as_str(),
+                b["error"]["details"]["field"].as_str()
+            ),
+            (422, Some("channel.code_wrong"), Some("code")),
+            "{b}"
+        );
+        let (s, b) = call(
+            &base,
+            &resident,
+            "POST",
+            "/api/v1/me/channels/email/confirm",
+            Some(json!({"code": code})),
+        )
+        .await;
+        assert_eq!(
+            (s, b["channel"]["verified"].as_bool()),
+            (200, Some(true)),
+            "{b}"
+        );
+        // The address is sealed at rest: not in the row, not in the change log.
+        let plain: i64 = t
+            .store()
+            .read(|c, _| {
+                c.query_i64(
+                    "SELECT (SELECT count(*) FROM resident_channels WHERE address_mask LIKE '%Zhang.San%') \
+                     + (SELECT count(*) FROM change_log WHERE kind = 'resident_channels' AND (CAST(after AS TEXT) LIKE '%example.com%' OR after_ct IS NULL))",
+                    &[],
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(plain, 0, "the address is stored only sealed");
+
+        // ---- WeChat through OAuth: the state ties the callback to this session.
+        let nofollow = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = nofollow
+            .get(format!("{base}/resident/channels/wechat"))
+            .header("cookie", &resident.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303, "off to WeChat");
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(to.starts_with("https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx0123456789abcdef&redirect_uri=https%3A%2F%2Fanxin.example.gov.cn%2Fresident%2Fchannels%2Fwechat%2Fcallback&response_type=code&scope=snsapi_base&state="), "{to}");
+        let state = to
+            .split("state=")
+            .nth(1)
+            .unwrap()
+            .split('#')
+            .next()
+            .unwrap()
+            .to_owned();
+        let callback = |q: String| {
+            let (nofollow, base, cookie) =
+                (nofollow.clone(), base.clone(), resident.cookie.clone());
+            async move {
+                let r = nofollow
+                    .get(format!("{base}/resident/channels/wechat/callback?{q}"))
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .unwrap();
+                r.headers()["location"].to_str().unwrap().to_owned()
+            }
+        };
+        assert_eq!(
+            callback(format!("code=CODE-1&state=forged{state}")).await,
+            "/resident/channels?error=channel.wechat_failed"
+        );
+        assert!(
+            mock.seen("/sns/oauth2/access_token").is_empty(),
+            "a forged state never reaches WeChat"
+        );
+        mock.then("/sns/oauth2/access_token", 200, json!({"access_token": "AT", "expires_in": 7200, "openid": "oRESIDENT-a1-openid", "scope": "snsapi_base"}));
+        assert_eq!(
+            callback(format!("code=CODE-2&state={state}")).await,
+            "/resident/channels?done=wechat"
+        );
+        let ex = &mock.seen("/sns/oauth2/access_token")[0];
+        assert_eq!(ex.query_param("code").as_deref(), Some("CODE-2"));
+        assert_eq!(
+            ex.query_param("secret").as_deref(),
+            Some("wechat-app-secret")
+        );
+        assert_eq!(
+            ex.query_param("grant_type").as_deref(),
+            Some("authorization_code")
+        );
+        let (s, b) = call(&base, &resident, "GET", "/api/v1/me/channels", None).await;
+        assert_eq!(s, 200, "{b}");
+        let kinds: Vec<(&str, &str, bool)> = b["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["kind"].as_str().unwrap(),
+                    c["address_mask"].as_str().unwrap(),
+                    c["verified"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("email", "Z***@example.com", true),
+                ("wechat", "oRES***id", true)
+            ]
+        );
+        // The page shows them masked.
+        let page = client()
+            .get(format!("{base}/resident/channels"))
+            .header("cookie", &resident.cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains("Z***@example.com")
+                && page.contains("oRES***id")
+                && !page.contains("oRESIDENT-a1-openid"),
+            "{page}"
+        );
+
+        // ---- a warning over community A reaches person_a1 in-app, by SMS, e-mail, WeChat and a
+        // voice call (they asked to be phoned).
+        mock.default_answer(
+            "/cgi-bin/token",
+            200,
+            json!({"access_token": "TOKEN-1", "expires_in": 7200}),
+        );
+        mock.default_answer(
+            "/cgi-bin/message/template/send",
+            200,
+            json!({"errcode": 0, "errmsg": "ok", "msgid": 1}),
+        );
+        let draft = json!({
+            "node_id": w.comm_a, "level": "red", "category": "flood",
+            "headline": "洪水红色预警", "description": "河水超警戒。",
+            "instruction": "请立即转移到高处。", "expires_at": "2026-11-02T13:00:00Z",
+            "area": {"nodes": [w.comm_a]}, "crs": "wgs84"
+        });
+        let (s, d) = call(
+            &base,
+            &worker,
+            "POST",
+            "/api/v1/warnings",
+            Some(draft.clone()),
+        )
+        .await;
+        assert_eq!(s, 201, "{d}");
+        let id = d["id"].as_str().unwrap().to_owned();
+        let (s, b) = call(
+            &base,
+            &worker,
+            "POST",
+            &format!("/api/v1/warnings/{id}/approve"),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        let (s, b) = call(
+            &base,
+            &worker,
+            "POST",
+            &format!("/api/v1/warnings/{id}/issue"),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(
+            (
+                b["email"].as_u64(),
+                b["wechat"].as_u64(),
+                b["voice"].as_u64()
+            ),
+            (Some(1), Some(1), Some(1)),
+            "{b}"
+        );
+        notify::deliver_due(&t.app).await.unwrap();
+        let mails = notify::outbox_messages(&t.app, ChannelKind::Email)
+            .await
+            .unwrap();
+        let mail: Vec<_> = mails.iter().filter(|m| m.template == "warning").collect();
+        assert_eq!(mail.len(), 1);
+        assert_eq!(mail[0].to, "Zhang.San@example.com");
+        assert!(
+            mail[0].subject.as_deref().unwrap().contains("红色"),
+            "{:?}",
+            mail[0].subject
+        );
+        assert!(
+            mail[0].body.contains("洪水红色预警") && mail[0].body.contains("请立即转移到高处"),
+            "{}",
+            mail[0].body
+        );
+        let sends = mock.seen("/cgi-bin/message/template/send");
+        assert_eq!(sends.len(), 1);
+        assert_eq!(sends[0].json()["touser"], "oRESIDENT-a1-openid");
+        assert_eq!(sends[0].json()["template_id"], "TPL-warning-1");
+        let calls = notify::outbox_messages(&t.app, ChannelKind::Voice)
+            .await
+            .unwrap();
+        let call_to: Vec<_> = calls
+            .iter()
+            .filter(|m| m.template == "warning")
+            .map(|m| m.to.clone())
+            .collect();
+        assert_eq!(call_to, vec![format!("+86{}", world::PERSON_A1_PHONE)]);
+        // The reach board counts them as delivered.
+        let (s, r) = call(
+            &base,
+            &worker,
+            "GET",
+            &format!("/api/v1/warnings/{id}/reach"),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{r}");
+        for ch in ["email", "wechat", "voice", "sms"] {
+            let row = r["by_channel"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["channel"] == ch)
+                .unwrap_or_else(|| panic!("{ch} in {r}"));
+            // One e-mail, WeChat message and call (person_a1); an SMS to each resident with a phone.
+            assert_eq!(row["delivered"], row["deliveries"], "{ch}: {row}");
+            if ch != "sms" {
+                assert_eq!(row["delivered"], 1, "{ch}: {row}");
+            }
+        }
+
+        // ---- a removed channel gets nothing.
+        let (s, _) = call(
+            &base,
+            &resident,
+            "DELETE",
+            "/api/v1/me/channels/email",
+            None,
+        )
+        .await;
+        assert_eq!(s, 204);
+        let (s, b) = call(
+            &base,
+            &resident,
+            "DELETE",
+            "/api/v1/me/channels/email",
+            None,
+        )
+        .await;
+        assert_eq!(s, 404, "{b}");
+        let (s, b) = call(&base, &resident, "DELETE", "/api/v1/me/channels/fax", None).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (422, Some("channel.kind_unknown")),
+            "{b}"
+        );
+        let (s, d) = call(&base, &worker, "POST", "/api/v1/warnings", Some(draft)).await;
+        assert_eq!(s, 201, "{d}");
+        let id2 = d["id"].as_str().unwrap().to_owned();
+        call(
+            &base,
+            &worker,
+            "POST",
+            &format!("/api/v1/warnings/{id2}/approve"),
+            None,
+        )
+        .await;
+        let (s, b) = call(
+            &base,
+            &worker,
+            "POST",
+            &format!("/api/v1/warnings/{id2}/issue"),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(
+            (b["email"].as_u64(), b["wechat"].as_u64()),
+            (Some(0), Some(1)),
+            "{b}"
+        );
+        // Staff have no such channels.
+        let (s, _) = call(&base, &worker, "GET", "/api/v1/me/channels", None).await;
+        assert_eq!(s, 403);
+    }
+);

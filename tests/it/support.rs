@@ -55,6 +55,8 @@ fn template_name() -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     for m in anxin_store::migrate::POSTGRES {
+        // The version too: a migration renumbered with the same SQL needs a new template.
+        h.update(m.version.to_le_bytes());
         h.update(m.sql.as_bytes());
     }
     h.update(TEST_MASTER_KEY.as_bytes());

@@ -99,6 +99,8 @@ pub const LOGGED_TABLES: &[&str] = &[
     "fund_accounts",
     "fund_entries",
     "fund_attachments",
+    // resident channels (0021)
+    "resident_channels",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

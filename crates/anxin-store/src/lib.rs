@@ -29,6 +29,7 @@ mod pg;
 pub mod places;
 mod pool;
 pub mod readings;
+pub mod resident_channels;
 pub mod retention;
 pub mod scope;
 mod sqlite;

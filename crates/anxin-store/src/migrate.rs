@@ -47,6 +47,7 @@ pub const SQLITE: &[Migration] = &[
     m!(18, "0018_campaigns", "sqlite"),
     m!(19, "0019_providers", "sqlite"),
     m!(20, "0020_funds", "sqlite"),
+    m!(21, "0021_resident_channels", "sqlite"),
 ];
 pub const POSTGRES: &[Migration] = &[
     m!(1, "0001_base", "postgres"),
@@ -69,6 +70,7 @@ pub const POSTGRES: &[Migration] = &[
     m!(18, "0018_campaigns", "postgres"),
     m!(19, "0019_providers", "postgres"),
     m!(20, "0020_funds", "postgres"),
+    m!(21, "0021_resident_channels", "postgres"),
 ];
 
 /// The schema version each release shipped, newest last (the newest is this build's latest
@@ -81,6 +83,7 @@ pub const RELEASES: &[(&str, i64)] = &[
     ("0.4.0", 13),
     ("0.5.0", 16),
     ("0.6.0", 20),
+    ("0.7.0", 21),
 ];
 
 pub fn list(d: Dialect) -> &'static [Migration] {

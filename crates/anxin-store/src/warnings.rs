@@ -654,6 +654,36 @@ pub struct Fanout {
     pub sms: Vec<SmsOut>,
     pub in_app: usize,
     pub in_person: usize,
+    /// Messages on the residents' own channels (e-mail, WeChat) and voice calls to vulnerable
+    /// people who asked to be phoned: the delivery, the address (plaintext, never logged), its mask.
+    pub others: Vec<ChannelOut>,
+}
+
+impl Fanout {
+    /// How many messages go out on `channel` (`email`, `wechat`, `voice`).
+    pub fn count(&self, channel: &str) -> usize {
+        self.others.iter().filter(|o| o.channel == channel).count()
+    }
+}
+
+/// One message on a channel other than SMS and in-app.
+#[derive(Clone)]
+pub struct ChannelOut {
+    pub delivery_id: Uuid,
+    /// `email`, `wechat` or `voice`.
+    pub channel: &'static str,
+    pub address: String,
+    pub address_mask: String,
+}
+
+impl std::fmt::Debug for ChannelOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelOut")
+            .field("delivery_id", &self.delivery_id)
+            .field("channel", &self.channel)
+            .field("address_mask", &self.address_mask)
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -1230,6 +1260,32 @@ fn fan_out(tx: &mut Tx, w: &Warning, targets: &[Target], tasks: bool) -> Result<
         ..Fanout::default()
     };
     let env: &Env = tx.env();
+    // The residents' own channels (verified, of enabled accounts linked to the people) and the
+    // vulnerable people who asked to be phoned: looked up once for the whole fan-out.
+    let person_ids: Vec<Uuid> = targets
+        .iter()
+        .filter(|t| t.kind == "person")
+        .map(|t| t.id)
+        .collect();
+    let mut own: HashMap<Uuid, Vec<crate::resident_channels::PersonChannel>> = HashMap::new();
+    for c in crate::resident_channels::verified_for_people(tx.conn(), env, &person_ids)? {
+        own.entry(c.person_id).or_default().push(c);
+    }
+    let mut phoned: HashSet<Uuid> = HashSet::new();
+    for chunk in person_ids.chunks(5_000) {
+        let d = tx.conn().dialect();
+        for r in tx.query(
+            &format!(
+                "SELECT DISTINCT person_id FROM vulnerable WHERE contact_channel = 'phone_call' AND {}",
+                d.in_json_list("person_id", 1)
+            ),
+            &[json_ids(chunk)],
+        )? {
+            phoned.insert(r.get("person_id")?);
+        }
+    }
+    // One message per account and channel, however many of the people it acts as are reached.
+    let mut sent_to: HashSet<(Uuid, &'static str)> = HashSet::new();
     for t in targets {
         recipients.push(vec![
             w.id.into(),
@@ -1265,13 +1321,44 @@ fn fan_out(tx: &mut Tx, w: &Warning, targets: &[Target], tasks: bool) -> Result<
             let phone = env.keys.open_string(tx.conn(), "people.phone", ct)?;
             let id = tx.new_id();
             delivery("sms", None, id);
+            let phone_mask = anxin_domain::Phone::parse(&phone)
+                .map(|p| anxin_domain::mask_phone(&p))
+                .unwrap_or_else(|_| "***".into());
+            if t.kind == "person" && phoned.contains(&t.id) {
+                let id = tx.new_id();
+                delivery("voice", None, id);
+                out.others.push(ChannelOut {
+                    delivery_id: id,
+                    channel: "voice",
+                    address: phone.clone(),
+                    address_mask: phone_mask.clone(),
+                });
+            }
             out.sms.push(SmsOut {
                 delivery_id: id,
-                phone_mask: anxin_domain::Phone::parse(&phone)
-                    .map(|p| anxin_domain::mask_phone(&p))
-                    .unwrap_or_else(|_| "***".into()),
+                phone_mask,
                 phone,
             });
+        }
+        if t.kind == "person" {
+            for c in own.get(&t.id).map(Vec::as_slice).unwrap_or(&[]) {
+                let channel: &'static str = match c.kind.as_str() {
+                    "email" => "email",
+                    "wechat" => "wechat",
+                    _ => continue,
+                };
+                if !sent_to.insert((c.user_id, channel)) {
+                    continue;
+                }
+                let id = tx.new_id();
+                delivery(channel, None, id);
+                out.others.push(ChannelOut {
+                    delivery_id: id,
+                    channel,
+                    address: c.address.clone(),
+                    address_mask: c.address_mask.clone(),
+                });
+            }
         }
         if tasks && t.kind == "person" && t.in_person {
             let task = tx.new_id();
@@ -1622,9 +1709,9 @@ pub struct ReachBoard {
     pub vulnerable_unacknowledged: Vec<Unacknowledged>,
 }
 
-/// Delivered: an SMS whose notification was sent, an in-app warning displayed, an in-person
-/// task done.
-const DELIVERED: &str = "(d.status = 'delivered' OR (d.channel = 'sms' AND n.status = 'sent'))";
+/// Delivered: an SMS, e-mail, WeChat message or voice call whose notification was sent (a
+/// provider's failure receipt turns it back), an in-app warning displayed, an in-person task done.
+const DELIVERED: &str = "(d.status = 'delivered' OR (d.channel IN ('sms', 'email', 'wechat', 'voice') AND n.status = 'sent'))";
 
 /// The reach board of version `id` (persons only; helpers are counted by their tasks).
 pub fn reach(conn: &mut dyn Conn, caller: &Caller, id: Uuid) -> Result<ReachBoard> {

@@ -1,0 +1,38 @@
+//! zh-CN and English texts for a resident's own warning channels (issue 4): page labels and
+//! error codes, in the shape of [`super::i18n`]'s table.
+
+pub const TEXTS: &[(&str, &str, &str)] = &[
+    ("channel.nav", "接收方式", "How I am warned"),
+    ("channel.title", "预警接收方式", "How I receive warnings"),
+    ("channel.intro", "预警会通过安心社区页面提醒和短信发给您；您还可以添加邮箱或绑定微信，同时接收。", "Warnings reach you on this site and by SMS; you can also add an e-mail address or bind WeChat to receive them there too."),
+    ("channel.email", "邮箱", "E-mail"),
+    ("channel.email_add", "添加邮箱", "Add an e-mail address"),
+    ("channel.email_change", "更换邮箱", "Change the e-mail address"),
+    ("channel.send_code", "发送验证码", "Send a code"),
+    ("channel.code", "邮箱验证码", "Code from the e-mail"),
+    ("channel.code_hint", "请查收邮件，输入其中的6位数字验证码（30分钟内有效）。", "Enter the six-digit code from the e-mail (valid for 30 minutes)."),
+    ("channel.confirm", "验证", "Verify"),
+    ("channel.verified", "已验证，将接收预警", "verified: warnings go here"),
+    ("channel.pending", "待验证", "waiting for the code"),
+    ("channel.remove_email", "不再接收邮件", "Stop e-mails"),
+    ("channel.wechat", "微信", "WeChat"),
+    ("channel.wechat_bind", "绑定微信", "Bind WeChat"),
+    ("channel.wechat_bound", "已绑定微信，将接收预警消息", "WeChat bound: warnings go there"),
+    ("channel.remove_wechat", "解除微信绑定", "Unbind WeChat"),
+    ("channel.wechat_unavailable", "本平台尚未开通微信服务号，暂不能绑定。", "This server has no WeChat service account; binding is not available."),
+    ("channel.sms_note", "短信发送到您登记的手机号码；如需更改号码，请在“我的家庭”中修改。", "SMS go to your registered phone; change it under My household."),
+    ("channel.done.email_sent", "验证码已发送，请查收邮件。", "A code was sent; check your e-mail."),
+    ("channel.done.email", "邮箱已验证，今后的预警会同时发到该邮箱。", "E-mail verified: warnings will go there too."),
+    ("channel.done.wechat", "微信已绑定。", "WeChat bound."),
+    ("channel.done.removed", "已取消。", "Removed."),
+    // ---- error codes
+    ("channel.email_invalid", "邮箱地址格式不正确", "Not a valid e-mail address"),
+    ("channel.openid_invalid", "微信身份标识无效", "Invalid WeChat identity"),
+    ("channel.kind_unknown", "未知的接收方式", "Unknown channel"),
+    ("channel.no_pending", "没有待验证的邮箱，请先发送验证码", "No address waits for a code; send one first"),
+    ("channel.code_wrong", "验证码不正确", "Wrong code"),
+    ("channel.code_expired", "验证码已过期，请重新发送", "The code has expired; send a new one"),
+    ("channel.code_locked", "验证码错误次数过多，请重新发送", "Too many wrong codes; send a new one"),
+    ("channel.wechat_off", "本平台尚未开通微信绑定", "WeChat binding is not available here"),
+    ("channel.wechat_failed", "微信绑定未成功，请重试", "WeChat binding failed; try again"),
+];
