@@ -590,7 +590,7 @@ fn yuan_to_fen(f: &Fields, k: &str) -> Result<Option<i64>, ApiError> {
     let Some(s) = text(f, k) else {
         return Ok(None);
     };
-    let bad = || ApiError::invalid("value.invalid", "unit_price_fen", "not a price");
+    let bad = || ApiError::invalid("value.invalid", k, "not a price");
     let (whole, frac) = s.split_once('.').unwrap_or((s.as_str(), ""));
     if whole.is_empty() && frac.is_empty() || frac.len() > 2 {
         return Err(bad());

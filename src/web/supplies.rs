@@ -97,8 +97,25 @@ fn grant_nodes(s: &Staff) -> Vec<Uuid> {
 
 // ---- home --------------------------------------------------------------------------------------
 
+/// The supplies pages are for staff who read supplies somewhere (not, say, a provider).
+fn may_read(ui: &Ui, s: &Staff) -> Option<Response> {
+    (!s.caller().has(anxin_domain::Permission::ReadSupplies)).then(|| {
+        error_page(
+            ui,
+            &ApiError::new(
+                StatusCode::FORBIDDEN,
+                "auth.forbidden",
+                "supplies are not in your grants",
+            ),
+        )
+    })
+}
+
 async fn home(ui: Ui, State(app): State<App>, s: Result<Staff, AuthError>) -> Response {
     let s = staff!(ui, s);
+    if let Some(r) = may_read(&ui, &s) {
+        return r;
+    }
     let caller = s.caller().clone();
     let days = app.config.supplies.expiry_warn_days;
     let until = app.clock.local_now().date_naive() + chrono::Days::new(days.max(0) as u64);
@@ -362,6 +379,9 @@ async fn gaps_page(
 
 async fn plans_page(ui: Ui, State(app): State<App>, s: Result<Staff, AuthError>) -> Response {
     let s = staff!(ui, s);
+    if let Some(r) = may_read(&ui, &s) {
+        return r;
+    }
     page_plans(&ui, &app, &s, None).await
 }
 
