@@ -42,6 +42,15 @@ pub fn routes() -> Table {
         )
 }
 
+macro_rules! resident {
+    ($ui:expr, $r:expr) => {
+        match $r {
+            Ok(r) => r,
+            Err(e) => return refused(&$ui, e),
+        }
+    };
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct Notice {
     error: Option<String>,
@@ -54,10 +63,7 @@ async fn page(
     r: Result<Resident, AuthError>,
     Query(n): Query<Notice>,
 ) -> Response {
-    let r = match r {
-        Ok(r) => r,
-        Err(e) => return refused(&ui, e),
-    };
+    let r = resident!(ui, r);
     // Only codes of this page come back through the address bar; anything else is ignored.
     let error = n
         .error
@@ -119,25 +125,36 @@ fn form_error(ui: &Ui, e: &ApiError) -> serde_json::Value {
     })
 }
 
+/// The answer to a posted form: on to the page saying what was done, or the page again with
+/// the error on it (what was typed into the address kept).
+async fn answer<T>(
+    ui: &Ui,
+    app: &App,
+    r: &Resident,
+    got: Result<T, ApiError>,
+    done: &str,
+    typed: Option<&str>,
+) -> Response {
+    match got {
+        Ok(_) => see_other(&format!("/resident/channels?done={done}")),
+        Err(e) if shown_on_form(&e) || e.status == StatusCode::TOO_MANY_REQUESTS => {
+            let err = form_error(ui, &e);
+            view(ui, app, r, Some(err), None, typed).await
+        }
+        Err(e) => error_page(ui, &e),
+    }
+}
+
 async fn add_email(
     ui: Ui,
     State(app): State<App>,
     r: Result<Resident, AuthError>,
     Input(f): Input<Fields>,
 ) -> Response {
-    let r = match r {
-        Ok(r) => r,
-        Err(e) => return refused(&ui, e),
-    };
+    let r = resident!(ui, r);
     let address = forms::text(&f, "address").unwrap_or_default();
-    match do_start_email(&app, &r, &address).await {
-        Ok(_) => see_other("/resident/channels?done=email_sent"),
-        Err(e) if shown_on_form(&e) || e.status == StatusCode::TOO_MANY_REQUESTS => {
-            let err = form_error(&ui, &e);
-            view(&ui, &app, &r, Some(err), None, Some(&address)).await
-        }
-        Err(e) => error_page(&ui, &e),
-    }
+    let got = do_start_email(&app, &r, &address).await;
+    answer(&ui, &app, &r, got, "email_sent", Some(&address)).await
 }
 
 async fn confirm(
@@ -146,19 +163,10 @@ async fn confirm(
     r: Result<Resident, AuthError>,
     Input(f): Input<Fields>,
 ) -> Response {
-    let r = match r {
-        Ok(r) => r,
-        Err(e) => return refused(&ui, e),
-    };
+    let r = resident!(ui, r);
     let code = forms::text(&f, "code").unwrap_or_default();
-    match do_confirm_email(&app, &r, &code).await {
-        Ok(_) => see_other("/resident/channels?done=email"),
-        Err(e) if shown_on_form(&e) => {
-            let err = form_error(&ui, &e);
-            view(&ui, &app, &r, Some(err), None, None).await
-        }
-        Err(e) => error_page(&ui, &e),
-    }
+    let got = do_confirm_email(&app, &r, &code).await;
+    answer(&ui, &app, &r, got, "email", None).await
 }
 
 async fn remove(
@@ -167,17 +175,8 @@ async fn remove(
     r: Result<Resident, AuthError>,
     Input(f): Input<Fields>,
 ) -> Response {
-    let r = match r {
-        Ok(r) => r,
-        Err(e) => return refused(&ui, e),
-    };
+    let r = resident!(ui, r);
     let kind = forms::text(&f, "kind").unwrap_or_default();
-    match do_remove(&app, &r, &kind).await {
-        Ok(()) => see_other("/resident/channels?done=removed"),
-        Err(e) if shown_on_form(&e) => {
-            let err = form_error(&ui, &e);
-            view(&ui, &app, &r, Some(err), None, None).await
-        }
-        Err(e) => error_page(&ui, &e),
-    }
+    let got = do_remove(&app, &r, &kind).await;
+    answer(&ui, &app, &r, got, "removed", None).await
 }

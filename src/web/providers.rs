@@ -94,6 +94,26 @@ fn form_error(e: &ApiError) -> bool {
     crate::web::forms::shown_on_form(e) || e.status == StatusCode::FORBIDDEN
 }
 
+/// After a form's write: `Ok` with the way on (to the address `to` gives, or the error page);
+/// `Err` with an error that belongs on the form, for the caller to show its page again.
+fn after_write<T>(
+    ui: &Ui,
+    r: Result<T, anxin_store::StoreError>,
+    to: impl FnOnce(T) -> String,
+) -> Result<Response, ApiError> {
+    match r {
+        Ok(v) => Ok(see_other(&to(v))),
+        Err(e) => {
+            let e = ApiError::from(e);
+            if form_error(&e) {
+                Err(e)
+            } else {
+                Ok(error_page(ui, &e))
+            }
+        }
+    }
+}
+
 fn offer_row(ui: &Ui, o: &Offer) -> Json {
     json!({
         "id": o.id, "provider": o.provider_name, "provider_id": o.provider_id,
@@ -229,15 +249,9 @@ async fn place(
             pv::place_order(tx, &caller, &input)
         })
         .await;
-    match r {
-        Ok(o) => see_other(&format!("/manage/orders/{}", o.id)),
-        Err(e) => {
-            let e = ApiError::from(e);
-            if !form_error(&e) {
-                return error_page(&ui, &e);
-            }
-            page_orders(&ui, &app, &s, Some(&e), &f).await
-        }
+    match after_write(&ui, r, |o| format!("/manage/orders/{}", o.id)) {
+        Ok(done) => done,
+        Err(e) => page_orders(&ui, &app, &s, Some(&e), &f).await,
     }
 }
 
@@ -269,15 +283,9 @@ async fn register(
             pv::create_provider(tx, &caller, &input)
         })
         .await;
-    match r {
-        Ok(p) => see_other(&format!("/manage/providers/{}", p.id)),
-        Err(e) => {
-            let e = ApiError::from(e);
-            if !form_error(&e) {
-                return error_page(&ui, &e);
-            }
-            page_orders(&ui, &app, &s, Some(&e), &f).await
-        }
+    match after_write(&ui, r, |p| format!("/manage/providers/{}", p.id)) {
+        Ok(done) => done,
+        Err(e) => page_orders(&ui, &app, &s, Some(&e), &f).await,
     }
 }
 
@@ -396,15 +404,9 @@ async fn step(
             pv::step(tx, &caller, id, which, &input)
         })
         .await;
-    match r {
-        Ok(_) => see_other(&format!("/manage/orders/{id}")),
-        Err(e) => {
-            let e = ApiError::from(e);
-            if !form_error(&e) {
-                return error_page(&ui, &e);
-            }
-            page_order(&ui, &app, &s, id, Some(&e)).await
-        }
+    match after_write(&ui, r, |_| format!("/manage/orders/{id}")) {
+        Ok(done) => done,
+        Err(e) => page_order(&ui, &app, &s, id, Some(&e)).await,
     }
 }
 
@@ -488,15 +490,9 @@ async fn link(
             pv::link_account(tx, &caller, id, &input)
         })
         .await;
-    match r {
-        Ok(_) => see_other(&format!("/manage/providers/{id}")),
-        Err(e) => {
-            let e = ApiError::from(e);
-            if !form_error(&e) {
-                return error_page(&ui, &e);
-            }
-            page_provider(&ui, &app, &s, id, Some(&e)).await
-        }
+    match after_write(&ui, r, |_| format!("/manage/providers/{id}")) {
+        Ok(done) => done,
+        Err(e) => page_provider(&ui, &app, &s, id, Some(&e)).await,
     }
 }
 
@@ -632,15 +628,9 @@ async fn publish(
             pv::create_offer(tx, &caller, &input)
         })
         .await;
-    match r {
-        Ok(_) => see_other("/manage/provider"),
-        Err(e) => {
-            let e = ApiError::from(e);
-            if !form_error(&e) {
-                return error_page(&ui, &e);
-            }
-            page_portal(&ui, &app, &s, Some(&e), &f).await
-        }
+    match after_write(&ui, r, |_| "/manage/provider".to_owned()) {
+        Ok(done) => done,
+        Err(e) => page_portal(&ui, &app, &s, Some(&e), &f).await,
     }
 }
 
@@ -672,14 +662,8 @@ async fn offer_change(
             }
         })
         .await;
-    match r {
-        Ok(_) => see_other("/manage/provider"),
-        Err(e) => {
-            let e = ApiError::from(e);
-            if !form_error(&e) {
-                return error_page(&ui, &e);
-            }
-            page_portal(&ui, &app, &s, Some(&e), &HashMap::new()).await
-        }
+    match after_write(&ui, r, |_| "/manage/provider".to_owned()) {
+        Ok(done) => done,
+        Err(e) => page_portal(&ui, &app, &s, Some(&e), &HashMap::new()).await,
     }
 }
