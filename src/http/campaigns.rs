@@ -500,11 +500,10 @@ async fn assign(
     b: Result<Json<DeliveryAssignInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let input = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                sc::assign_delivery(tx, &caller, id, &input)
+        staff
+            .store_write(&app, move |tx, caller| {
+                sc::assign_delivery(tx, caller, id, &input)
             })
             .await?,
     ))
@@ -524,13 +523,11 @@ async fn delivered(
     b: Result<Json<DeliveryDoneInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let input = body(b)?;
-    let caller = auth.caller().clone();
     Ok(Json(
-        app.store
-            .write(auth.write_ctx(), move |tx| {
-                sc::mark_delivered(tx, &caller, id, &input)
-            })
-            .await?,
+        auth.store_write(&app, move |tx, caller| {
+            sc::mark_delivered(tx, caller, id, &input)
+        })
+        .await?,
     ))
 }
 

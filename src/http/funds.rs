@@ -234,11 +234,10 @@ async fn edit_account(
     b: Result<Json<AccountInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                funds::edit_account(tx, &caller, id, &patch)
+        staff
+            .store_write(&app, move |tx, caller| {
+                funds::edit_account(tx, caller, id, &patch)
             })
             .await?,
     ))
@@ -448,11 +447,10 @@ async fn edit_attachment(
     b: Result<Json<AttachmentPatch>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                funds::edit_attachment(tx, &caller, id, &patch)
+        staff
+            .store_write(&app, move |tx, caller| {
+                funds::edit_attachment(tx, caller, id, &patch)
             })
             .await?,
     ))

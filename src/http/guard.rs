@@ -183,6 +183,17 @@ impl Session {
     pub fn write_ctx(&self) -> WriteCtx {
         WriteCtx::by(self.user.id, self.request_id.clone())
     }
+    /// One store write as this caller: `f` gets the transaction and the caller's scope.
+    pub async fn store_write<T: Send + 'static>(
+        &self,
+        app: &App,
+        f: impl FnOnce(&mut anxin_store::Tx, &Caller) -> anxin_store::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let caller = self.caller.clone();
+        app.store
+            .write(self.write_ctx(), move |tx| f(tx, &caller))
+            .await
+    }
     /// An audit entry with this caller as actor and their address.
     pub fn audit(&self, action: &'static str) -> AuditEntry {
         AuditEntry::new(action)

@@ -259,11 +259,10 @@ async fn task_status(
     b: Result<Json<TaskStatusInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let input = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                inc::set_task_status(tx, &caller, id, input)
+        staff
+            .store_write(&app, move |tx, caller| {
+                inc::set_task_status(tx, caller, id, input)
             })
             .await?,
     ))

@@ -242,11 +242,10 @@ async fn edit_template(
     b: Result<Json<TemplateInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let input = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                insp::edit_template(tx, &caller, id, &input)
+        staff
+            .store_write(&app, move |tx, caller| {
+                insp::edit_template(tx, caller, id, &input)
             })
             .await?,
     ))
@@ -328,11 +327,10 @@ async fn edit_schedule(
     b: Result<Json<ScheduleInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let input = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                insp::edit_schedule(tx, &caller, id, &input)
+        staff
+            .store_write(&app, move |tx, caller| {
+                insp::edit_schedule(tx, caller, id, &input)
             })
             .await?,
     ))
@@ -435,12 +433,9 @@ async fn answer(
     b: Result<Json<AnswersInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let input = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                insp::answer(tx, &caller, id, &input)
-            })
+        staff
+            .store_write(&app, move |tx, caller| insp::answer(tx, caller, id, &input))
             .await?,
     ))
 }

@@ -173,11 +173,10 @@ async fn update_feature(
     b: Result<Json<FeaturePatch>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                maps::update_feature(tx, &caller, id, patch)
+        staff
+            .store_write(&app, move |tx, caller| {
+                maps::update_feature(tx, caller, id, patch)
             })
             .await?,
     ))
@@ -229,11 +228,10 @@ async fn set_outline(
     b: Result<Json<OutlineInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let outline = maps::parse_outline(body(b)?)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                maps::set_grid_outline(tx, &caller, id, &outline)
+        staff
+            .store_write(&app, move |tx, caller| {
+                maps::set_grid_outline(tx, caller, id, &outline)
             })
             .await?,
     ))

@@ -508,12 +508,9 @@ async fn clear_alarm(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                sm::clear_alarm(tx, &caller, id)
-            })
+        staff
+            .store_write(&app, move |tx, caller| sm::clear_alarm(tx, caller, id))
             .await?,
     ))
 }
@@ -531,11 +528,10 @@ async fn assign_alarm(
     b: Result<Json<AssignInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let input = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                sm::assign_alarm(tx, &caller, id, input.assignee)
+        staff
+            .store_write(&app, move |tx, caller| {
+                sm::assign_alarm(tx, caller, id, input.assignee)
             })
             .await?,
     ))

@@ -167,12 +167,8 @@ async fn checkin(
     Path(id): Path<Uuid>,
     Json(i): Json<CheckInput>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = auth.caller().clone();
     Ok(Json(
-        app.store
-            .write(auth.write_ctx(), move |tx| {
-                passes::check_in(tx, &caller, id, &i)
-            })
+        auth.store_write(&app, move |tx, caller| passes::check_in(tx, caller, id, &i))
             .await?,
     ))
 }
@@ -249,12 +245,9 @@ async fn revoke(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                passes::revoke_pass(tx, &caller, id)
-            })
+        staff
+            .store_write(&app, move |tx, caller| passes::revoke_pass(tx, caller, id))
             .await?,
     ))
 }

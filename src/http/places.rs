@@ -196,11 +196,10 @@ async fn update_building(
     b: Result<Json<BuildingPatch>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                places::update_building(tx, &caller, id, patch)
+        staff
+            .store_write(&app, move |tx, caller| {
+                places::update_building(tx, caller, id, patch)
             })
             .await?,
     ))
@@ -299,11 +298,10 @@ async fn update_unit(
     b: Result<Json<UnitInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let new = NewUnit::parse(body(b)?)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                places::update_unit(tx, &caller, id, &new)
+        staff
+            .store_write(&app, move |tx, caller| {
+                places::update_unit(tx, caller, id, &new)
             })
             .await?,
     ))
@@ -416,11 +414,10 @@ async fn update_dwelling(
     b: Result<Json<DwellingPatch>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                places::update_dwelling(tx, &caller, id, patch)
+        staff
+            .store_write(&app, move |tx, caller| {
+                places::update_dwelling(tx, caller, id, patch)
             })
             .await?,
     ))
@@ -571,11 +568,10 @@ async fn update_facility(
     b: Result<Json<FacilityPatch>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                places::update_facility(tx, &caller, id, patch)
+        staff
+            .store_write(&app, move |tx, caller| {
+                places::update_facility(tx, caller, id, patch)
             })
             .await?,
     ))
@@ -673,11 +669,10 @@ async fn update_duty(
     b: Result<Json<DutyPatch>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                places::update_duty(tx, &caller, id, patch)
+        staff
+            .store_write(&app, move |tx, caller| {
+                places::update_duty(tx, caller, id, patch)
             })
             .await?,
     ))

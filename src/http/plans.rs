@@ -176,11 +176,10 @@ async fn edit(
     b: Result<Json<PlanInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                plans::edit_plan(tx, &caller, id, &patch)
+        staff
+            .store_write(&app, move |tx, caller| {
+                plans::edit_plan(tx, caller, id, &patch)
             })
             .await?,
     ))
@@ -242,12 +241,9 @@ async fn review(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                plans::review_plan(tx, &caller, id)
-            })
+        staff
+            .store_write(&app, move |tx, caller| plans::review_plan(tx, caller, id))
             .await?,
     ))
 }
@@ -357,12 +353,9 @@ async fn decline(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                activation::decline(tx, &caller, id)
-            })
+        staff
+            .store_write(&app, move |tx, caller| activation::decline(tx, caller, id))
             .await?,
     ))
 }
@@ -378,11 +371,10 @@ async fn deactivate(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                activation::deactivate(tx, &caller, id)
+        staff
+            .store_write(&app, move |tx, caller| {
+                activation::deactivate(tx, caller, id)
             })
             .await?,
     ))

@@ -245,11 +245,10 @@ async fn edit_provider(
     b: Result<Json<ProviderInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                pv::edit_provider(tx, &caller, id, &patch)
+        staff
+            .store_write(&app, move |tx, caller| {
+                pv::edit_provider(tx, caller, id, &patch)
             })
             .await?,
     ))
@@ -398,11 +397,10 @@ async fn edit_offer(
     b: Result<Json<OfferInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                pv::edit_offer(tx, &caller, id, &patch)
+        staff
+            .store_write(&app, move |tx, caller| {
+                pv::edit_offer(tx, caller, id, &patch)
             })
             .await?,
     ))
@@ -419,12 +417,9 @@ async fn withdraw_offer(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                pv::withdraw_offer(tx, &caller, id)
-            })
+        staff
+            .store_write(&app, move |tx, caller| pv::withdraw_offer(tx, caller, id))
             .await?,
     ))
 }
@@ -501,11 +496,10 @@ async fn take_step(
     b: Result<Json<OrderStepInput>, JsonRejection>,
 ) -> Result<Json<Order>, ApiError> {
     let input = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                pv::step(tx, &caller, id, step, &input)
+        staff
+            .store_write(&app, move |tx, caller| {
+                pv::step(tx, caller, id, step, &input)
             })
             .await?,
     ))

@@ -184,11 +184,10 @@ async fn calendar_set(
 ) -> Result<impl IntoResponse, ApiError> {
     let input = body(b)?;
     let date = date_param(&date)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                calendar::set(tx, &caller, date, &input)
+        staff
+            .store_write(&app, move |tx, caller| {
+                calendar::set(tx, caller, date, &input)
             })
             .await?,
     ))

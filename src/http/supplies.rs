@@ -514,12 +514,9 @@ async fn plan_execute(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                dispatch::execute(tx, &caller, id)
-            })
+        staff
+            .store_write(&app, move |tx, caller| dispatch::execute(tx, caller, id))
             .await?,
     ))
 }

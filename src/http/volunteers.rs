@@ -209,11 +209,10 @@ async fn edit_volunteer(
     b: Result<Json<VolunteerInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let input = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                vol::update_volunteer(tx, &caller, id, &input)
+        staff
+            .store_write(&app, move |tx, caller| {
+                vol::update_volunteer(tx, caller, id, &input)
             })
             .await?,
     ))
@@ -334,12 +333,8 @@ async fn check_in(
     b: Result<Json<CheckIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let at = body(b)?;
-    let caller = auth.caller().clone();
     Ok(Json(
-        app.store
-            .write(auth.write_ctx(), move |tx| {
-                vol::check_in(tx, &caller, id, &at)
-            })
+        auth.store_write(&app, move |tx, caller| vol::check_in(tx, caller, id, &at))
             .await?,
     ))
 }
@@ -476,12 +471,10 @@ async fn record(
     b: Result<Json<RecordInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let input = body(b)?;
-    let caller = auth.caller().clone();
     Ok(Json(
-        app.store
-            .write(auth.write_ctx(), move |tx| {
-                welfare::record(tx, &caller, id, &input)
-            })
-            .await?,
+        auth.store_write(&app, move |tx, caller| {
+            welfare::record(tx, caller, id, &input)
+        })
+        .await?,
     ))
 }

@@ -199,11 +199,10 @@ async fn edit(
     b: Result<Json<WarningInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body(b)?;
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                warnings::edit_draft(tx, &caller, id, patch)
+        staff
+            .store_write(&app, move |tx, caller| {
+                warnings::edit_draft(tx, caller, id, patch)
             })
             .await?,
     ))
@@ -220,12 +219,9 @@ async fn approve(
     staff: Staff,
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let caller = staff.caller().clone();
     Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| {
-                warnings::approve(tx, &caller, id)
-            })
+        staff
+            .store_write(&app, move |tx, caller| warnings::approve(tx, caller, id))
             .await?,
     ))
 }
