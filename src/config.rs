@@ -529,6 +529,7 @@ impl Config {
         self.supplies.validate()?;
         self.campaigns.validate()?;
         self.funds.validate()?;
+        self.warnings.validate()?;
         match self.map.base {
             MapBase::Tianditu
                 if self.map.tianditu_key.is_none() && self.map.tile_url.is_empty() =>

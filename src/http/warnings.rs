@@ -24,7 +24,7 @@ use crate::app::App;
 use crate::http::guard::{Resident, Staff};
 use crate::http::routes::{Serves, Table};
 use crate::http::ApiError;
-use crate::warn::{cap, workflow};
+use crate::warn::{cap, dsig, workflow};
 
 pub fn routes() -> Table {
     let w = Serves::Records("warnings");
@@ -506,7 +506,11 @@ pub struct ImportQuery {
 
 /// Import a CAP 1.2 alert (XML body). It is validated against the CAP 1.2 rules (errors name the
 /// element); a DTD or an entity reference is refused. It becomes a draft (`source` `cap_import`),
-/// approved when the sender is on the trusted list; a person issues it.
+/// approved when the sender is trusted: by name (`trusted_senders`) or, for a sender configured
+/// with a key (`[[warnings.trusted]]`), by a valid XML-DSig enveloped signature (CAP 1.2
+/// §3.3.4.1). A missing or failing signature lands as an untrusted draft; `trust` says why. A
+/// malformed signature is refused (`dsig.malformed`, `dsig.unsupported`, naming the element).
+/// A person issues it.
 #[utoipa::path(
     post, path = "/api/v1/warnings/cap", tag = "warnings",
     params(ImportQuery),
@@ -531,7 +535,15 @@ async fn import_cap(
     let text = std::str::from_utf8(&xml)
         .map_err(|_| ApiError::invalid("cap.xml_invalid", "document", "not UTF-8"))?;
     let alert = cap::parse(text).map_err(cap_error)?;
-    let trusted = cfg.trusted_senders.contains(&alert.sender);
+    // A sender configured with a key is trusted only with a valid signature; otherwise the
+    // import lands as an untrusted draft and `trust` says why.
+    let judged = dsig::judge(cfg, text, &alert.sender).map_err(|e| {
+        let msg = format!(
+            "XML signature refused: {} at {}: {}",
+            e.code, e.field, e.why
+        );
+        ApiError::invalid(e.code, &e.field, msg)
+    })?;
     let caller = staff.caller().clone();
     let origin = Origin {
         source: "cap_import",
@@ -557,7 +569,7 @@ async fn import_cap(
                     field: e.field,
                 }
             })?;
-            warnings::import_draft(tx, &caller, &new, &origin, trusted)
+            warnings::import_draft(tx, &caller, &new, &origin, judged.trusted, judged.trust)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(w)))

@@ -137,4 +137,56 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
         "GB/T 2260 代码须为 6 位或 12 位数字",
         "A GB/T 2260 code has 6 or 12 digits",
     ),
+    // ---- XML signatures on imported CAP alerts (src/warn/dsig.rs)
+    (
+        "dsig.malformed",
+        "XML 数字签名格式不正确",
+        "The XML signature is not well-formed XML-DSig",
+    ),
+    (
+        "dsig.unsupported",
+        "不支持该 XML 数字签名写法（须为封装签名、排他规范化、SHA-256，RSA 或 ECDSA P-256）",
+        "This XML signature is not supported (it must be enveloped, Exclusive C14N, SHA-256, RSA or ECDSA P-256)",
+    ),
+    ("warning.trust", "来源与可信度", "Sender and trust"),
+    (
+        "warning.trust.signature_valid",
+        "签名有效，来自受信任发布方",
+        "Signature valid: a trusted sender",
+    ),
+    (
+        "warning.trust.sender_listed",
+        "在受信任发布方名单中（仅凭名称，未验证签名）",
+        "On the trusted list by name only (no signature checked)",
+    ),
+    (
+        "warning.trust.sender_not_trusted",
+        "发布方不在受信任名单中，须人工审核",
+        "The sender is not trusted: a person must approve",
+    ),
+    (
+        "warning.trust.signature_missing",
+        "该发布方须带签名，但本预警未签名，按不可信处理",
+        "This sender must sign, but the alert is unsigned: treated as untrusted",
+    ),
+    (
+        "warning.trust.signature_digest_mismatch",
+        "签名后内容被改动（或签名来自其他文档），按不可信处理",
+        "The content was changed after signing (or the signature belongs to another document): treated as untrusted",
+    ),
+    (
+        "warning.trust.signature_invalid",
+        "签名与该发布方的密钥不符，按不可信处理",
+        "The signature does not verify with this sender's key: treated as untrusted",
+    ),
+    (
+        "warning.trust.signature_key_mismatch",
+        "签名算法与该发布方的密钥类型不符，按不可信处理",
+        "The signature method does not fit this sender's key type: treated as untrusted",
+    ),
+    (
+        "warning.trust.key_unavailable",
+        "无法读取该发布方的密钥（请检查配置），按不可信处理",
+        "This sender's key cannot be read (check the configuration): treated as untrusted",
+    ),
 ];

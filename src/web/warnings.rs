@@ -382,6 +382,18 @@ async fn show(
     if let Some(ch) = &w.change_summary {
         facts.push(fact(&ui, "warning.changed", ch.clone()));
     }
+    // an imported alert: who sent it and how far it is trusted (signature, list, or why not)
+    if let Some(tr) = &w.trust {
+        facts.push(fact(
+            &ui,
+            "warning.trust",
+            format!(
+                "{} — {}",
+                w.sender,
+                i18n::t(ui.lang, &format!("warning.trust.{tr}"))
+            ),
+        ));
+    }
     let mut sections = Vec::new();
     if let Some(r) = reach {
         let mut total = Section::new(

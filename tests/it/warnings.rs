@@ -972,6 +972,193 @@ mod trusted_sender {
     }
 }
 
+/// CAP imports from senders configured with a key (`[[warnings.trusted]]`): trusted only with a
+/// valid XML-DSig enveloped signature made with that key (fixtures signed by `xmlsec1`, see
+/// scripts/cap-dsig-fixtures); otherwise an untrusted draft that says why. A malformed signature
+/// is refused naming the element. The plain name list still works.
+mod signed_senders {
+    use super::*;
+    use crate::support::Backend;
+    use anxin::warn::config::TrustedSender;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(fixture_path(name)).unwrap()
+    }
+    fn fixture_path(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/cap")
+            .join(name)
+    }
+    fn without_signature(doc: &str) -> String {
+        let (a, b) = (
+            doc.find("<Signature").unwrap(),
+            doc.find("</Signature>").unwrap(),
+        );
+        format!("{}{}", &doc[..a], &doc[b + "</Signature>".len()..])
+    }
+
+    async fn run(backend: Backend) {
+        let t = TestApp::with_config(backend, |c| {
+            c.warnings.trusted_senders = vec!["listed.example.gov.cn".into(), "cma.gov.cn".into()];
+            c.warnings.trusted = vec![
+                TrustedSender {
+                    sender: "cma.gov.cn".into(),
+                    key_file: Some(fixture_path("cma_rsa_pub.pem")),
+                    ..TrustedSender::default()
+                },
+                TrustedSender {
+                    sender: "ec.example.gov.cn".into(),
+                    key_pem: Some(fixture("ec_cert.pem")),
+                    ..TrustedSender::default()
+                },
+            ];
+        })
+        .await;
+        t.config.validate().unwrap();
+        let w = world::build(t.store()).await;
+        let base = t.serve().await;
+        let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        let path = format!("/api/v1/warnings/cap?node_id={}", w.comm_a);
+        let import = |xml: String| {
+            let (base, worker, path) = (base.clone(), &worker, path.clone());
+            async move { post_xml(&base, worker, &path, &xml).await }
+        };
+
+        // Signed with the sender's key (RSA, and ECDSA with the key from a certificate): trusted.
+        for (doc, sender) in [
+            ("signed_rsa.xml", "cma.gov.cn"),
+            ("signed_ec.xml", "ec.example.gov.cn"),
+        ] {
+            let (s, b) = import(fixture(doc)).await;
+            assert_eq!(s, 201, "{doc}: {b}");
+            assert_eq!(b["status"], "approved", "{doc}: {b}");
+            assert_eq!(b["trust"], "signature_valid", "{doc}: {b}");
+            assert_eq!(b["sender"], sender);
+            assert!(
+                b["issued_at"].is_null(),
+                "an import never goes out by itself"
+            );
+        }
+
+        // Untrusted drafts that say why: the headline changed after signing, another key's
+        // signature, no signature although the sender is keyed (the name list does not help).
+        let signed_b = fixture("signed_rsa_b.xml");
+        let tampered = signed_b.replace("暴雨红色预警", "暴雨橙色预警");
+        assert_ne!(tampered, signed_b);
+        let unsigned =
+            without_signature(&signed_b).replace("cma-2026-1102-002", "cma-2026-1102-004");
+        let mut untrusted = Vec::new();
+        for (what, doc, why) in [
+            ("tampered", tampered, "signature_digest_mismatch"),
+            (
+                "other key",
+                fixture("signed_other.xml"),
+                "signature_invalid",
+            ),
+            ("unsigned", unsigned, "signature_missing"),
+        ] {
+            let (s, b) = import(doc).await;
+            assert_eq!(s, 201, "{what}: {b}");
+            assert_eq!(
+                b["status"], "draft",
+                "{what}: an untrusted import needs approval: {b}"
+            );
+            assert_eq!(b["trust"], why, "{what}: {b}");
+            assert!(b["approved_at"].is_null(), "{what}: {b}");
+            untrusted.push(b["id"].as_str().unwrap().to_owned());
+        }
+        let tampered_id = &untrusted[0];
+        assert_eq!(
+            call(
+                &base,
+                &worker,
+                "GET",
+                &format!("/api/v1/warnings/{tampered_id}"),
+                None
+            )
+            .await
+            .1["trust"],
+            "signature_digest_mismatch"
+        );
+        // the reason is on the warning page
+        let page = client()
+            .get(format!("{base}/manage/warnings/{tampered_id}"))
+            .header("cookie", &worker.cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("cma.gov.cn — 签名后内容被改动"), "{page}");
+
+        // The plain name list still works, and an unknown sender needs approval.
+        let listed = without_signature(&fixture("signed_rsa.xml"))
+            .replace("cma.gov.cn", "listed.example.gov.cn");
+        let (s, b) = import(listed.clone()).await;
+        assert_eq!(
+            (s, &b["status"], &b["trust"]),
+            (201, &json!("approved"), &json!("sender_listed")),
+            "{b}"
+        );
+        let stranger = listed.replace("listed.example.gov.cn", "stranger.example.com");
+        let (s, b) = import(stranger).await;
+        assert_eq!(
+            (s, &b["status"], &b["trust"]),
+            (201, &json!("draft"), &json!("sender_not_trusted")),
+            "{b}"
+        );
+
+        // A malformed signature from a keyed sender: refused, naming the element; nothing stored.
+        let fresh = fixture("signed_rsa.xml").replace("cma-2026-1102-001", "cma-2026-1102-005");
+        for (doc, code, field) in [
+            (
+                fresh
+                    .replace("<SignatureValue>", "<SignatureVal>")
+                    .replace("</SignatureValue>", "</SignatureVal>"),
+                "dsig.malformed",
+                "alert.Signature.SignatureValue",
+            ),
+            (
+                fresh.replace("<DigestValue>", "<DigestValue>%%"),
+                "dsig.malformed",
+                "alert.Signature.SignedInfo.Reference.DigestValue",
+            ),
+            (
+                fresh.replace(
+                    "xml-exc-c14n#\"/>\n</Transforms>",
+                    "xml-c14n-20010315\"/>\n</Transforms>",
+                ),
+                "dsig.unsupported",
+                "alert.Signature.SignedInfo.Reference.Transforms.Transform",
+            ),
+        ] {
+            let (s, b) = import(doc).await;
+            assert_eq!(
+                (
+                    s,
+                    b["error"]["code"].as_str(),
+                    b["error"]["details"]["field"].as_str()
+                ),
+                (422, Some(code), Some(field)),
+                "{b}"
+            );
+        }
+        let sql =
+            "SELECT count(*) FROM warnings WHERE cap_identifier = 'cma-2026-1102-005' AND $1 = $1";
+        assert_eq!(count(&t, sql, w.comm_a).await, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        run(Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        run(Backend::Postgres).await;
+    }
+}
+
 /// Every warnings API route is in the module's API document (merged by `http::openapi`).
 #[test]
 fn every_warnings_route_is_documented() {

@@ -48,6 +48,7 @@ pub const SQLITE: &[Migration] = &[
     m!(19, "0019_providers", "sqlite"),
     m!(20, "0020_funds", "sqlite"),
     m!(21, "0021_resident_channels", "sqlite"),
+    m!(22, "0022_warning_trust", "sqlite"),
 ];
 pub const POSTGRES: &[Migration] = &[
     m!(1, "0001_base", "postgres"),
@@ -71,6 +72,7 @@ pub const POSTGRES: &[Migration] = &[
     m!(19, "0019_providers", "postgres"),
     m!(20, "0020_funds", "postgres"),
     m!(21, "0021_resident_channels", "postgres"),
+    m!(22, "0022_warning_trust", "postgres"),
 ];
 
 /// The schema version each release shipped, newest last (the newest is this build's latest
@@ -84,6 +86,7 @@ pub const RELEASES: &[(&str, i64)] = &[
     ("0.5.0", 16),
     ("0.6.0", 20),
     ("0.7.0", 21),
+    ("0.8.0", 22),
 ];
 
 pub fn list(d: Dialect) -> &'static [Migration] {

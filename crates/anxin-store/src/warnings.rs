@@ -294,6 +294,9 @@ pub struct Warning {
     pub source: String,
     pub sender: String,
     pub cap_identifier: String,
+    /// For an imported alert: how its sender was judged (`signature_valid`, `sender_listed`, or
+    /// why it is untrusted, e.g. `signature_digest_mismatch`); `None` for local warnings.
+    pub trust: Option<String>,
     pub created_by: Option<Uuid>,
     pub approved_by: Option<Uuid>,
     pub approved_at: Option<DateTime<Utc>>,
@@ -339,6 +342,7 @@ impl Warning {
             source: r.get("source")?,
             sender: r.get("sender")?,
             cap_identifier: r.get("cap_identifier")?,
+            trust: r.get("trust")?,
             created_by: r.get("created_by")?,
             approved_by: r.get("approved_by")?,
             approved_at: r.get("approved_at")?,
@@ -1877,26 +1881,23 @@ pub fn nodes_for_codes(conn: &mut dyn Conn, codes: &[String], field: &str) -> Re
 
 /// Store an imported CAP alert as a draft (`source = cap_import`). From a trusted sender it is
 /// `approved` (the trust list stands in for the approver) but still needs a person to issue it:
-/// nothing from outside goes to residents by itself.
+/// nothing from outside goes to residents by itself. `trust` records how the sender was judged
+/// (`signature_valid`, `sender_listed`, or why it is untrusted).
 pub fn import_draft(
     tx: &mut Tx,
     caller: &Caller,
     new: &NewWarning,
     origin: &Origin,
     trusted: bool,
+    trust: &str,
 ) -> Result<Warning> {
     let w = create_draft(tx, caller, new, origin)?;
-    if !trusted {
-        return Ok(w);
-    }
     let now = tx.now();
-    Warning::from_row(&tx.update(
-        "warnings",
-        w.id,
-        &[
-            ("status", WarningStatus::Approved.as_str().into()),
-            ("approved_at", now.into()),
-            ("updated_at", now.into()),
-        ],
-    )?)
+    let mut set: Vec<(&str, Value)> = vec![("trust", trust.to_owned().into())];
+    if trusted {
+        set.push(("status", WarningStatus::Approved.as_str().into()));
+        set.push(("approved_at", now.into()));
+        set.push(("updated_at", now.into()));
+    }
+    Warning::from_row(&tx.update("warnings", w.id, &set)?)
 }
