@@ -671,9 +671,10 @@ async fn run(a: &Args) -> anyhow::Result<()> {
         }
         lat.sort_by(f64::total_cmp);
         println!(
-            "latency_n={} latency_unmatched={unmatched} p50_ms={:.1} p99_ms={:.1} max_ms={:.1}",
+            "latency_n={} latency_unmatched={unmatched} p50_ms={:.1} p95_ms={:.1} p99_ms={:.1} max_ms={:.1}",
             lat.len(),
             pct(&lat, 0.5),
+            pct(&lat, 0.95),
             pct(&lat, 0.99),
             lat.last().copied().unwrap_or(f64::NAN)
         );

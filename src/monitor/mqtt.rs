@@ -191,13 +191,14 @@ async fn processor(
             }
         }
         let t1 = std::time::Instant::now();
+        // The alarm writer first (the batch's rule events are queued), then the acknowledgements.
+        let _ = wake.try_send(());
         for p in &batch {
             if let Err(e) = client.ack(p).await {
                 tracing::warn!(error = %e, "mqtt ack failed");
             }
         }
-        let _ = wake.try_send(());
-        // Where a batch's time goes (`ANXIN_LOG_FILTER=anxin::monitor=debug`).
+        // Where a batch's time goes (`RUST_LOG=anxin::monitor=debug`).
         tracing::debug!(
             batch = batch.len(),
             queued = rx.len(),

@@ -385,22 +385,14 @@ async fn apply(app: &App, events: Vec<(Uuid, Vec<NumberedEvent>)>) -> Option<Vec
     if events.is_empty() {
         return Some(Vec::new());
     }
-    // One main-store transaction for the whole batch (one commit, one fsync).
+    // One main-store transaction for the whole batch (one commit, one fsync), set-based: the
+    // devices, their applied event numbers and their active alarms read once, new alarms
+    // inserted with multi-row statements.
     let r = app
         .store
         .write(WriteCtx::system("monitor.alarms"), move |tx| {
-            let mut done = Vec::with_capacity(events.len());
-            let mut raised = Vec::new();
-            for (device_id, evs) in &events {
-                let Some(upto) = evs.last().map(|e| e.no) else {
-                    continue;
-                };
-                if let Some(d) = store_monitor::device_by_id(tx.conn(), *device_id)? {
-                    raised.extend(store_monitor::apply_events(tx, &d, evs)?.raised);
-                }
-                done.push((*device_id, upto));
-            }
-            Ok((done, raised))
+            let m = store_monitor::apply_many(tx, &events)?;
+            Ok((m.done, m.raised))
         })
         .await;
     match r {
@@ -410,7 +402,10 @@ async fn apply(app: &App, events: Vec<(Uuid, Vec<NumberedEvent>)>) -> Option<Vec
                 // Plans with a matching alarm trigger start, off the pipeline's path.
                 let app = app.clone();
                 tokio::spawn(async move {
-                    crate::ops::triggers::on_alarms_raised(&app, raised).await;
+                    let ids = with_plans(&app, raised).await;
+                    if !ids.is_empty() {
+                        crate::ops::triggers::on_alarms_raised(&app, ids).await;
+                    }
                 });
             }
             Some(done)
@@ -420,6 +415,56 @@ async fn apply(app: &App, events: Vec<(Uuid, Vec<NumberedEvent>)>) -> Option<Vec
             None
         }
     }
+}
+
+/// The raised alarms some active plan may start on: plans are looked up once per node, device
+/// type, rule and alarm type among them (a burst of alarms of one profile at one node is one
+/// look-up, not one per alarm), and only the alarms of a kind with candidate plans go on to the
+/// triggers (which look each one up again and start what matches). A failed look-up passes
+/// every alarm of its kind on, as before.
+async fn with_plans(app: &App, raised: Vec<anxin_store::ops::plans::RaisedAlarm>) -> Vec<Uuid> {
+    type Kind = (Uuid, String, String, String);
+    let mut groups: Vec<(Kind, Vec<anxin_store::ops::plans::RaisedAlarm>)> = Vec::new();
+    let mut at: HashMap<Kind, usize> = HashMap::new();
+    for a in raised {
+        let k = (
+            a.node_id,
+            a.device_type.clone(),
+            a.rule_id.clone(),
+            a.alarm_type.clone(),
+        );
+        match at.get(&k) {
+            Some(&i) => groups[i].1.push(a),
+            None => {
+                at.insert(k.clone(), groups.len());
+                groups.push((k, vec![a]));
+            }
+        }
+    }
+    let firsts: Vec<anxin_store::ops::plans::RaisedAlarm> =
+        groups.iter().map(|(_, v)| v[0].clone()).collect();
+    let found = app
+        .store
+        .read(move |c, _| {
+            firsts
+                .iter()
+                .map(|a| Ok(!anxin_store::ops::plans::plans_for_alarm(c, a)?.is_empty()))
+                .collect::<anxin_store::Result<Vec<bool>>>()
+        })
+        .await;
+    let keep = match found {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(error = %e, "plans for raised alarms not looked up; asking per alarm");
+            vec![true; groups.len()]
+        }
+    };
+    groups
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .flat_map(|((_, v), _)| v.into_iter().map(|a| a.id))
+        .collect()
 }
 
 /// Forget applied events now (their own readings transaction).

@@ -590,6 +590,67 @@ both_stores!(
 );
 
 both_stores!(
+    one_alarm_write_for_many_devices_applies_each_in_order,
+    |t: TestApp| async move {
+        let w = world::build(t.store()).await;
+        let (a, b, c) = (
+            device(&t, &w, level_high()).await,
+            device(&t, &w, level_high()).await,
+            device(&t, &w, level_high()).await,
+        );
+        let info = |id: Uuid| {
+            let store = t.store().clone();
+            async move {
+                store
+                    .read(move |c, _| sm::device_by_id(c, id))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
+        let (ia, ib, ic) = (info(a.id).await, info(b.id).await, info(c.id).await);
+        // a's alarm is open before the write.
+        pipeline::process(&t.app, vec![incoming(&ia, 1, &ts(&t, -100), 5.0)])
+            .await
+            .unwrap();
+        // One batch, one alarm write: a updates then clears its open alarm; b raises and updates
+        // the alarm it raised; c raises, clears and raises again.
+        let items = vec![
+            incoming(&ia, 2, &ts(&t, -90), 6.0),
+            incoming(&ib, 1, &ts(&t, -90), 5.0),
+            incoming(&ic, 1, &ts(&t, -90), 5.0),
+            incoming(&ib, 2, &ts(&t, -80), 7.0),
+            incoming(&ic, 2, &ts(&t, -80), 1.0),
+            incoming(&ia, 3, &ts(&t, -70), 1.0),
+            incoming(&ic, 3, &ts(&t, -70), 8.0),
+        ];
+        pipeline::process(&t.app, items).await.unwrap();
+        let al = alarms(&t, a.id).await;
+        assert_eq!((al.len(), al[0].active, al[0].updates), (1, false, 1));
+        let al = alarms(&t, b.id).await;
+        assert_eq!(
+            (al.len(), al[0].active, al[0].updates, al[0].last_value),
+            (1, true, 1, Some(7.0))
+        );
+        let al = alarms(&t, c.id).await;
+        let open: Vec<&Alarm> = al.iter().filter(|x| x.active).collect();
+        assert_eq!(
+            (al.len(), open.len(), open[0].last_value),
+            (2, 1, Some(8.0))
+        );
+        // The same messages again (a redelivery): nothing new, no second alarm.
+        let again = vec![
+            incoming(&ib, 1, &ts(&t, -90), 5.0),
+            incoming(&ic, 3, &ts(&t, -70), 8.0),
+        ];
+        pipeline::process(&t.app, again).await.unwrap();
+        assert_eq!(alarms(&t, b.id).await.len(), 1);
+        assert_eq!(alarms(&t, c.id).await.len(), 2);
+        assert_eq!(pipeline::drain_outbox(&t.app).await.unwrap(), 0);
+    }
+);
+
+both_stores!(
     queued_alarm_writes_keep_their_order_with_ticks,
     |t: TestApp| async move {
         let w = world::build(t.store()).await;

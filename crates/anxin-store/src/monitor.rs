@@ -8,9 +8,12 @@
 //! device's node. Reads need `ReadMonitor`, device and profile writes `ManageDevices`, alarm
 //! handling (ack, assign, notes, clear) `HandleAlarms` — each scoped by [`Reach`] like places.
 //!
-//! The pipeline applies rule events to alarms through [`apply_events`], idempotently: every event
-//! of a device carries a number, and an alarm remembers the last number applied to it, so events
+//! The pipeline applies rule events to alarms through [`apply_many`] (many devices in one
+//! transaction, set-based; [`apply_events`] is one device's), idempotently: every event of a
+//! device carries a number, and an alarm remembers the last number applied to it, so events
 //! replayed after a crash change nothing twice.
+
+use std::collections::HashMap;
 
 use anxin_domain::alarm::Severity;
 use anxin_domain::roles::Permission;
@@ -825,100 +828,345 @@ pub struct Applied {
 /// Apply a device's rule events to its alarms, in order and idempotently: an event whose number
 /// is not above the highest number any alarm of the device has applied is skipped. `Raise`
 /// opens an alarm unless one of the rule is active (then it updates it); `Update` updates the
-/// active alarm; `Clear` clears it.
+/// active alarm; `Clear` clears it. One device's [`apply_many`].
 pub fn apply_events(tx: &mut Tx, device: &DeviceInfo, events: &[NumberedEvent]) -> Result<Applied> {
-    let mut out = Applied::default();
-    let mut high = tx.conn().query_i64(
-        "SELECT max(last_event_no) FROM alarms WHERE device_id = $1",
-        &params![device.id],
-    )?;
-    for ne in events {
-        if ne.no <= high {
-            out.skipped += 1;
-            continue;
-        }
-        high = ne.no;
-        let rule = match &ne.event {
-            Event::Raise { rule_id, .. }
-            | Event::Update { rule_id, .. }
-            | Event::Clear { rule_id, .. } => rule_id.clone(),
-        };
-        let open = tx.conn().query_one(
-            "SELECT id, updates FROM alarms WHERE device_id = $1 AND rule_id = $2 AND active = $3 \
-             ORDER BY raised_at DESC LIMIT 1",
-            &params![device.id, rule.as_str(), true],
-        )?;
-        let now = tx.now();
-        match (&ne.event, open) {
-            (
-                Event::Raise {
-                    alarm_type,
-                    severity,
-                    at,
-                    value,
-                    ..
-                },
-                None,
-            ) => {
-                let id = tx.new_id();
-                tx.insert(
-                    "alarms",
-                    &[
-                        ("id", id.into()),
-                        ("device_id", device.id.into()),
-                        ("node_id", device.node_id.into()),
-                        ("rule_id", rule.as_str().into()),
-                        ("alarm_type", alarm_type.as_str().into()),
-                        ("severity", severity.as_str().into()),
-                        ("active", true.into()),
-                        ("acknowledged", false.into()),
-                        ("raised_at", (*at).into()),
-                        ("last_at", (*at).into()),
-                        ("last_value", (*value).into()),
-                        ("updates", 0i64.into()),
-                        ("escalated_level", 0i64.into()),
-                        ("last_event_no", ne.no.into()),
-                        ("created_at", now.into()),
-                        ("updated_at", now.into()),
-                    ],
-                )?;
-                out.raised.push(id);
-            }
-            (Event::Raise { at, value, .. } | Event::Update { at, value, .. }, Some(row)) => {
-                let id: Uuid = row.get("id")?;
-                let updates: i64 = row.get("updates")?;
-                tx.update(
-                    "alarms",
-                    id,
-                    &[
-                        ("last_at", (*at).into()),
-                        ("last_value", (*value).into()),
-                        ("updates", (updates + 1).into()),
-                        ("last_event_no", ne.no.into()),
-                        ("updated_at", now.into()),
-                    ],
-                )?;
-                out.updated += 1;
-            }
-            (Event::Clear { at, value, .. }, Some(row)) => {
-                let id: Uuid = row.get("id")?;
-                let mut cols = vec![
-                    ("active", Value::from(false)),
-                    ("cleared_at", (*at).into()),
-                    ("last_event_no", ne.no.into()),
-                    ("updated_at", now.into()),
-                ];
-                if let Some(v) = value {
-                    cols.push(("last_value", (*v).into()));
-                }
-                tx.update("alarms", id, &cols)?;
-                out.cleared.push(id);
-            }
-            // An update or clear with no active alarm (cleared by hand meanwhile): nothing to do.
-            (Event::Update { .. } | Event::Clear { .. }, None) => out.skipped += 1,
+    let mut nodes = HashMap::new();
+    nodes.insert(device.id, device.node_id);
+    Ok(apply_known(tx, &nodes, &[(device.id, events.to_vec())])?.0)
+}
+
+/// What [`apply_many`] did: per device the highest event number it was given (applied or
+/// skipped: what the outbox may forget), the alarms it changed, and the raised ones as plan
+/// triggers see them.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedMany {
+    pub done: Vec<(Uuid, i64)>,
+    pub applied: Applied,
+    pub raised: Vec<crate::ops::plans::RaisedAlarm>,
+}
+
+/// Device ids per `IN (…)` list, largest first: a list is cut into these sizes so the statement
+/// texts repeat (prepared once, then cached) however many devices a write has.
+const ID_CHUNKS: [usize; 4] = [128, 32, 8, 1];
+
+/// `ids` in [`ID_CHUNKS`] pieces.
+fn id_chunks(ids: &[Uuid]) -> Vec<&[Uuid]> {
+    let mut out = Vec::new();
+    let mut rest = ids;
+    for size in ID_CHUNKS {
+        while rest.len() >= size {
+            let (head, tail) = rest.split_at(size);
+            out.push(head);
+            rest = tail;
         }
     }
-    Ok(out)
+    out
+}
+
+/// `$from, $from+1, …` (`n` placeholders).
+fn marks(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Apply the rule events of several devices (each device's in number order) to their alarms, in
+/// the caller's transaction, set-based: the devices, their highest applied event numbers and
+/// their active alarms are read with one statement per [`ID_CHUNKS`] piece, the events are
+/// applied in memory in order (exactly as [`apply_events`] would one by one), then the new
+/// alarms are inserted with multi-row statements and each changed alarm is updated once, to
+/// its final state (one change-log entry per alarm and write). Events of a device that no
+/// longer exists are dropped (reported in `done`, so the outbox forgets them).
+pub fn apply_many(tx: &mut Tx, events: &[(Uuid, Vec<NumberedEvent>)]) -> Result<AppliedMany> {
+    let mut ids: Vec<Uuid> = events.iter().map(|(d, _)| *d).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut nodes: HashMap<Uuid, Uuid> = HashMap::with_capacity(ids.len());
+    let mut kinds: HashMap<Uuid, String> = HashMap::with_capacity(ids.len());
+    for part in id_chunks(&ids) {
+        let sql = format!(
+            "SELECT id, node_id, kind FROM devices WHERE id IN ({})",
+            marks(1, part.len())
+        );
+        let params: Vec<Value> = part.iter().map(|d| Value::from(*d)).collect();
+        for r in tx.conn().query(&sql, &params)? {
+            let id: Uuid = r.get("id")?;
+            nodes.insert(id, r.get("node_id")?);
+            kinds.insert(id, r.get("kind")?);
+        }
+    }
+    let mut done: Vec<(Uuid, i64)> = Vec::with_capacity(ids.len());
+    let mut at: HashMap<Uuid, usize> = HashMap::with_capacity(ids.len());
+    for (d, evs) in events {
+        let Some(upto) = evs.last().map(|e| e.no) else {
+            continue;
+        };
+        match at.get(d) {
+            Some(&i) => done[i].1 = done[i].1.max(upto),
+            None => {
+                at.insert(*d, done.len());
+                done.push((*d, upto));
+            }
+        }
+    }
+    let (applied, fresh) = apply_known(tx, &nodes, events)?;
+    let raised = fresh
+        .into_iter()
+        .map(
+            |(id, device, rule_id, alarm_type)| crate::ops::plans::RaisedAlarm {
+                id,
+                node_id: nodes.get(&device).copied().unwrap_or_default(),
+                device_type: kinds.get(&device).cloned().unwrap_or_default(),
+                rule_id,
+                alarm_type,
+            },
+        )
+        .collect();
+    Ok(AppliedMany {
+        done,
+        applied,
+        raised,
+    })
+}
+
+/// A raised alarm: `(id, device, rule, alarm type)`.
+type Fresh = (Uuid, Uuid, String, String);
+
+/// An alarm this write changes: opened now (`fresh`) or active before it.
+struct Touched {
+    id: Uuid,
+    fresh: bool,
+    device_id: Uuid,
+    rule_id: String,
+    active: bool,
+    updates: i64,
+    last_at: Option<DateTime<Utc>>,
+    last_value: Option<Option<f64>>,
+    cleared_at: Option<DateTime<Utc>>,
+    last_event_no: i64,
+    /// A fresh alarm's columns fixed when it was raised.
+    raised: Option<(String, Severity, DateTime<Utc>, Option<f64>)>,
+}
+
+/// [`apply_many`] for devices whose node is known (`nodes`; devices not in it are skipped).
+fn apply_known(
+    tx: &mut Tx,
+    nodes: &HashMap<Uuid, Uuid>,
+    events: &[(Uuid, Vec<NumberedEvent>)],
+) -> Result<(Applied, Vec<Fresh>)> {
+    let mut out = Applied::default();
+    let mut fresh = Vec::new();
+    let mut ids: Vec<Uuid> = events
+        .iter()
+        .map(|(d, _)| *d)
+        .filter(|d| nodes.contains_key(d))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok((out, fresh));
+    }
+    // The highest event number applied per device, and the active alarm per device and rule
+    // (the newest, should there ever be two).
+    let mut high: HashMap<Uuid, i64> = HashMap::with_capacity(ids.len());
+    let mut open: HashMap<(Uuid, String), (Uuid, i64, DateTime<Utc>)> = HashMap::new();
+    for part in id_chunks(&ids) {
+        let params: Vec<Value> = part.iter().map(|d| Value::from(*d)).collect();
+        let sql = format!(
+            "SELECT device_id, max(last_event_no) AS high FROM alarms \
+             WHERE device_id IN ({}) GROUP BY device_id",
+            marks(1, part.len())
+        );
+        for r in tx.conn().query(&sql, &params)? {
+            let h: Option<i64> = r.get("high")?;
+            high.insert(r.get("device_id")?, h.unwrap_or(0));
+        }
+        let sql = format!(
+            "SELECT id, device_id, rule_id, updates, raised_at FROM alarms \
+             WHERE device_id IN ({}) AND active = ${}",
+            marks(1, part.len()),
+            part.len() + 1
+        );
+        let mut params = params;
+        params.push(Value::from(true));
+        for r in tx.conn().query(&sql, &params)? {
+            let key: (Uuid, String) = (r.get("device_id")?, r.get("rule_id")?);
+            let row: (Uuid, i64, DateTime<Utc>) =
+                (r.get("id")?, r.get("updates")?, r.get("raised_at")?);
+            match open.get(&key) {
+                Some(have) if have.2 >= row.2 => {}
+                _ => {
+                    open.insert(key, row);
+                }
+            }
+        }
+    }
+    // Apply in memory, in order. `current`: the alarm an event of (device, rule) acts on, as an
+    // index into `touched`; an alarm cleared here leaves it.
+    let mut touched: Vec<Touched> = Vec::new();
+    let mut current: HashMap<(Uuid, String), Option<usize>> = HashMap::new();
+    for (device_id, evs) in events {
+        if !nodes.contains_key(device_id) {
+            continue;
+        }
+        let h = high.entry(*device_id).or_insert(0);
+        for ne in evs {
+            if ne.no <= *h {
+                out.skipped += 1;
+                continue;
+            }
+            *h = ne.no;
+            let key = (*device_id, ne.event.rule_id().to_owned());
+            let slot = match current.get(&key) {
+                Some(s) => *s,
+                None => {
+                    let s = open.get(&key).map(|(id, updates, _)| {
+                        touched.push(Touched {
+                            id: *id,
+                            fresh: false,
+                            device_id: *device_id,
+                            rule_id: key.1.clone(),
+                            active: true,
+                            updates: *updates,
+                            last_at: None,
+                            last_value: None,
+                            cleared_at: None,
+                            last_event_no: 0,
+                            raised: None,
+                        });
+                        touched.len() - 1
+                    });
+                    current.insert(key.clone(), s);
+                    s
+                }
+            };
+            match (&ne.event, slot) {
+                (
+                    Event::Raise {
+                        alarm_type,
+                        severity,
+                        at,
+                        value,
+                        ..
+                    },
+                    None,
+                ) => {
+                    touched.push(Touched {
+                        id: tx.new_id(),
+                        fresh: true,
+                        device_id: *device_id,
+                        rule_id: key.1.clone(),
+                        active: true,
+                        updates: 0,
+                        last_at: Some(*at),
+                        last_value: Some(*value),
+                        cleared_at: None,
+                        last_event_no: ne.no,
+                        raised: Some((alarm_type.clone(), *severity, *at, *value)),
+                    });
+                    current.insert(key, Some(touched.len() - 1));
+                }
+                (Event::Raise { at, value, .. } | Event::Update { at, value, .. }, Some(i)) => {
+                    let t = &mut touched[i];
+                    t.last_at = Some(*at);
+                    t.last_value = Some(*value);
+                    t.updates += 1;
+                    t.last_event_no = ne.no;
+                    out.updated += 1;
+                }
+                (Event::Clear { at, value, .. }, Some(i)) => {
+                    let t = &mut touched[i];
+                    t.active = false;
+                    t.cleared_at = Some(*at);
+                    if let Some(v) = value {
+                        t.last_value = Some(Some(*v));
+                    }
+                    t.last_event_no = ne.no;
+                    current.insert(key, None);
+                }
+                // An update or clear with no active alarm (cleared by hand meanwhile): nothing.
+                (Event::Update { .. } | Event::Clear { .. }, None) => out.skipped += 1,
+            }
+        }
+    }
+    let now = tx.now();
+    const COLS: [&str; 17] = [
+        "id",
+        "device_id",
+        "node_id",
+        "rule_id",
+        "alarm_type",
+        "severity",
+        "active",
+        "acknowledged",
+        "raised_at",
+        "last_at",
+        "last_value",
+        "updates",
+        "escalated_level",
+        "last_event_no",
+        "cleared_at",
+        "created_at",
+        "updated_at",
+    ];
+    let mut rows: Vec<Vec<Value>> = Vec::new();
+    for t in &touched {
+        if !t.fresh {
+            continue;
+        }
+        let Some((alarm_type, severity, raised_at, first_value)) = &t.raised else {
+            continue;
+        };
+        let node = nodes.get(&t.device_id).copied().unwrap_or_default();
+        rows.push(vec![
+            t.id.into(),
+            t.device_id.into(),
+            node.into(),
+            t.rule_id.as_str().into(),
+            alarm_type.as_str().into(),
+            severity.as_str().into(),
+            t.active.into(),
+            false.into(),
+            (*raised_at).into(),
+            t.last_at.unwrap_or(*raised_at).into(),
+            t.last_value.unwrap_or(*first_value).into(),
+            t.updates.into(),
+            0i64.into(),
+            t.last_event_no.into(),
+            t.cleared_at.into(),
+            now.into(),
+            now.into(),
+        ]);
+        out.raised.push(t.id);
+        fresh.push((t.id, t.device_id, t.rule_id.clone(), alarm_type.clone()));
+        if !t.active {
+            out.cleared.push(t.id);
+        }
+    }
+    tx.insert_many("alarms", &COLS, &rows)?;
+    for t in &touched {
+        if t.fresh || t.last_event_no == 0 {
+            continue;
+        }
+        let mut cols: Vec<(&str, Value)> = Vec::with_capacity(8);
+        if let Some(at) = t.last_at {
+            cols.push(("last_at", at.into()));
+            cols.push(("updates", t.updates.into()));
+        }
+        if let Some(v) = t.last_value {
+            cols.push(("last_value", v.into()));
+        }
+        if !t.active {
+            cols.push(("active", false.into()));
+            cols.push(("cleared_at", t.cleared_at.into()));
+            out.cleared.push(t.id);
+        }
+        cols.push(("last_event_no", t.last_event_no.into()));
+        cols.push(("updated_at", now.into()));
+        tx.update("alarms", t.id, &cols)?;
+    }
+    Ok((out, fresh))
 }
 
 // ---------------------------------------------------------------------------------------------
