@@ -247,7 +247,7 @@ pub struct Prepared {
 pub struct Options {
     pub community: Uuid,
     pub valid_only: bool,
-    /// Rows per write transaction.
+    /// Rows sealed and written at a time (the import is one write transaction).
     pub chunk: usize,
 }
 
@@ -506,115 +506,116 @@ pub async fn import(
         return Ok(report);
     }
 
-    // New households first (their grid is their first member's), then people in chunks.
+    // New households (their grid is their first member's) and the people go in as one write on
+    // the store's bulk path: all or nothing. Sealing and key wrapping run beside the write, a
+    // chunk or two ahead of it.
+    let env = store.env().clone();
     let mut households: HashMap<String, (Uuid, Option<Uuid>)> = ctx.households.clone();
-    let mut new_hh: Vec<(String, Option<Uuid>)> = Vec::new();
-    let mut planned = HashSet::new();
-    for p in &ok {
-        if let Some((label, _)) = &p.household {
-            if !households.contains_key(label) && planned.insert(label.clone()) {
-                new_hh.push((label.clone(), p.person.grid_id));
-            }
+    let mut new_hh: Vec<(String, Uuid, Option<Uuid>)> = Vec::new();
+    for p in &mut ok {
+        if let Some((label, role)) = &p.household {
+            let (id, grid) = *households.entry(label.clone()).or_insert_with(|| {
+                let made = (env.ids.new_id(), p.person.grid_id);
+                new_hh.push((label.clone(), made.0, made.1));
+                made
+            });
+            p.person.household = Some((id, *role));
+            p.person.grid_id = grid;
         }
     }
-    let env = store.env().clone();
-    for part in new_hh.chunks(opts.chunk.max(1)) {
-        // The community was checked for the caller in `load_context` and every grid is one of
-        // its grids (validation), so the households go in as one multi-row insert.
-        let made: Vec<(String, Uuid, Option<Uuid>)> = part
-            .iter()
-            .map(|(label, grid)| (label.clone(), env.ids.new_id(), *grid))
-            .collect();
-        let rows = made.clone();
-        store
-            .write(wctx.clone(), move |tx| {
-                let now = tx.now();
-                let rows: Vec<Vec<Value>> = rows
-                    .iter()
-                    .map(|(label, id, grid)| {
-                        vec![
-                            (*id).into(),
-                            community.into(),
-                            (*grid).into(),
-                            Value::Null,
-                            label.as_str().into(),
-                            now.into(),
-                            now.into(),
-                        ]
-                    })
-                    .collect();
-                tx.insert_many(
-                    "households",
-                    &[
-                        "id",
-                        "community_id",
-                        "grid_id",
-                        "dwelling_id",
-                        "label",
-                        "created_at",
-                        "updated_at",
-                    ],
-                    &rows,
-                )
-            })
-            .await?;
-        report.households_created += made.len();
-        report.written = true;
-        households.extend(made.into_iter().map(|(l, id, g)| (l, (id, g))));
-    }
+    let total = ok.len();
+    let households_created = new_hh.len();
     let mut chunks: Vec<Vec<Prepared>> = Vec::new();
     let mut rows = ok;
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(opts.chunk.max(1)));
-        let mut part = std::mem::replace(&mut rows, rest);
-        for p in &mut part {
-            if let Some((label, role)) = &p.household {
-                if let Some((id, grid)) = households.get(label) {
-                    p.person.household = Some((*id, *role));
-                    p.person.grid_id = *grid;
-                }
+        chunks.push(std::mem::replace(&mut rows, rest));
+    }
+    let (send, recv) = std::sync::mpsc::sync_channel::<anxin_store::Result<SealedChunk>>(2);
+    let env2 = env.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        for part in chunks {
+            let sealed = sealed_chunk(&env2, &part);
+            let stop = sealed.is_err();
+            if send.send(sealed).is_err() || stop {
+                break;
             }
         }
-        chunks.push(part);
-    }
-    // Sealing and key wrapping for the next chunk run while the current one is written.
-    let prepare = |part: Vec<Prepared>| {
-        let env = env.clone();
-        tokio::task::spawn_blocking(move || sealed_chunk(&env, &part))
-    };
-    let mut chunks = chunks.into_iter();
-    let mut next = chunks.next().map(prepare);
-    while let Some(job) = next.take() {
-        let chunk = job
-            .await
-            .map_err(|e| ImportError::File(format!("import stopped: {e}")))??;
-        next = chunks.next().map(prepare);
-        let n = chunk.people.len();
-        let first_row = chunk.first_row;
-        let res = store
-            .write(wctx.clone(), move |tx| write_chunk(tx, chunk))
-            .await;
-        match res {
-            Ok(()) => {
-                report.imported += n;
-                report.written = true;
-                progress
-                    .written
+    });
+    let at_row = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let at_row2 = at_row.clone();
+    let p2 = progress.clone();
+    let res = store
+        .write_alone(wctx, move |tx| {
+            tx.bulk_begin(total)?;
+            let now = tx.now();
+            // The community was checked for the caller in `load_context` and every grid is one
+            // of its grids (validation).
+            let hh: Vec<Vec<Value>> = new_hh
+                .iter()
+                .map(|(label, id, grid)| {
+                    vec![
+                        (*id).into(),
+                        community.into(),
+                        (*grid).into(),
+                        Value::Null,
+                        label.as_str().into(),
+                        now.into(),
+                        now.into(),
+                    ]
+                })
+                .collect();
+            tx.bulk_insert("households", HOUSEHOLD_COLS, &hh)?;
+            let mut written = 0;
+            for chunk in recv {
+                let chunk = chunk?;
+                at_row2.store(chunk.first_row, Ordering::Relaxed);
+                let n = chunk.people.len();
+                write_chunk(tx, chunk)?;
+                tx.bulk_flush_log()?;
+                written += n;
+                p2.written
                     .fetch_add(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
             }
-            Err(e @ (StoreError::Conflict { .. } | StoreError::Invalid { .. })) => {
-                let code = match &e {
-                    StoreError::Conflict { code, .. } | StoreError::Invalid { code, .. } => *code,
-                    _ => "import.write_failed",
-                };
-                report.errors.push(RowError::new(first_row, "", code));
-                return Ok(report);
+            if written != total {
+                return Err(StoreError::Backend(format!(
+                    "import stopped after {written} of {total} people"
+                )));
             }
-            Err(e) => return Err(e.into()),
+            Ok(())
+        })
+        .await;
+    let _ = producer.await;
+    match res {
+        Ok(()) => {
+            report.imported = total;
+            report.households_created = households_created;
+            report.written = true;
         }
+        Err(e @ (StoreError::Conflict { .. } | StoreError::Invalid { .. })) => {
+            let code = match &e {
+                StoreError::Conflict { code, .. } | StoreError::Invalid { code, .. } => *code,
+                _ => "import.write_failed",
+            };
+            progress.written.store(0, Ordering::Relaxed);
+            report
+                .errors
+                .push(RowError::new(at_row.load(Ordering::Relaxed), "", code));
+        }
+        Err(e) => return Err(e.into()),
     }
     Ok(report)
 }
+
+const HOUSEHOLD_COLS: &[&str] = &[
+    "id",
+    "community_id",
+    "grid_id",
+    "dwelling_id",
+    "label",
+    "created_at",
+    "updated_at",
+];
 
 /// One chunk of people ready to write: data keys made and wrapped, document and phone sealed,
 /// blind indexes and masks computed. Times are filled in by the write (its own instant).
@@ -739,8 +740,8 @@ fn sealed_chunk(env: &anxin_store::Env, part: &[Prepared]) -> anxin_store::Resul
     Ok(out)
 }
 
-/// Write a sealed chunk: its data keys, people and memberships as multi-row inserts, each row
-/// with its change-log entry (`Tx::insert_many`).
+/// Write a sealed chunk on the store's bulk path: its data keys, people (with their name grams)
+/// and memberships, each record with its change-log entry (`Tx::bulk_insert`).
 fn write_chunk(tx: &mut anxin_store::Tx, mut c: SealedChunk) -> anxin_store::Result<()> {
     let now = tx.now();
     for r in &mut c.people {
@@ -753,9 +754,9 @@ fn write_chunk(tx: &mut anxin_store::Tx, mut c: SealedChunk) -> anxin_store::Res
         r[7] = now.into();
         r[8] = now.into();
     }
-    tx.add_data_keys(c.keys)?;
-    tx.insert_many("people", PEOPLE_COLS, &c.people)?;
-    tx.insert_many("memberships", MEMBERSHIP_COLS, &c.memberships)?;
+    tx.bulk_add_data_keys(c.keys)?;
+    tx.bulk_insert("people", PEOPLE_COLS, &c.people)?;
+    tx.bulk_insert("memberships", MEMBERSHIP_COLS, &c.memberships)?;
     Ok(())
 }
 

@@ -37,6 +37,14 @@ pub trait Conn {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64>;
     /// Several statements without parameters (migrations).
     fn batch(&mut self, sql: &str) -> Result<()>;
+    /// Bulk load (PostgreSQL only): `rows` (values of `cols`, in order) into `table` with one
+    /// binary `COPY … FROM STDIN`. Used by the store's bulk path (`bulk.rs`).
+    fn copy_in(&mut self, table: &str, cols: &[&str], rows: &[Vec<Value>]) -> Result<u64> {
+        let _ = (table, cols, rows);
+        Err(crate::error::StoreError::Backend(
+            "COPY is a PostgreSQL bulk path".into(),
+        ))
+    }
 
     fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())

@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod backup;
+mod bulk;
 pub mod changelog;
 pub mod conn;
 pub mod error;

@@ -164,6 +164,27 @@ impl<C: GenericClient> Conn for PgConn<'_, C> {
     fn batch(&mut self, sql: &str) -> Result<()> {
         Ok(self.client.batch_execute(sql)?)
     }
+
+    // Bulk load (import): binary COPY, the column types taken from the table itself.
+    fn copy_in(&mut self, table: &str, cols: &[&str], rows: &[Vec<Value>]) -> Result<u64> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let list = cols.join(", ");
+        let probe = self.prepare(&format!("SELECT {list} FROM {table} LIMIT 0"))?;
+        let types: Vec<Type> = probe.columns().iter().map(|c| c.type_().clone()).collect();
+        let copy = format!("COPY {table} ({list}) FROM STDIN (FORMAT binary)");
+        let sink = self.client.copy_in(copy.as_str())?;
+        let mut w = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+        for r in rows {
+            if r.len() != types.len() {
+                return Err(StoreError::Backend(format!("copy {table}: ragged row")));
+            }
+            w.write(&refs(r))?;
+        }
+        Ok(w.finish()?)
+    }
+    // end of bulk load
 }
 
 pub(crate) struct PgEngine {

@@ -37,16 +37,18 @@ impl WriteCtx {
 }
 
 pub struct Tx<'a> {
-    conn: &'a mut dyn Conn,
+    pub(crate) conn: &'a mut dyn Conn,
     ctx: &'a WriteCtx,
-    env: &'a Env,
+    pub(crate) env: &'a Env,
     now: DateTime<Utc>,
-    pending: Vec<Pending>,
+    pub(crate) pending: Vec<Pending>,
     /// Data keys made by this write through [`Tx::add_data_keys`]: sealing under them (fields and
     /// change-log images) needs no lookup and no unwrap.
-    made_keys: HashMap<Uuid, Arc<DataKey>>,
+    pub(crate) made_keys: HashMap<Uuid, Arc<DataKey>>,
     /// This write changed sessions or person links (see [`Tx::touches_auth`]).
-    auth: bool,
+    pub(crate) auth: bool,
+    /// The bulk-load path's state, once [`Tx::bulk_begin`] has run (see `bulk.rs`).
+    pub(crate) bulk: Option<Box<crate::bulk::Bulk>>,
 }
 
 /// A new data key and its wrapping under the current master key, made outside a write (the
@@ -79,7 +81,7 @@ fn touches_sessions(lower: &str) -> bool {
         && !l.starts_with("update sessions set last_seen")
 }
 
-fn logged(table: &str) -> Result<&'static str> {
+pub(crate) fn logged(table: &str) -> Result<&'static str> {
     LOGGED_TABLES
         .iter()
         .find(|t| **t == table)
@@ -98,6 +100,7 @@ impl<'a> Tx<'a> {
             pending: Vec::new(),
             made_keys: HashMap::new(),
             auth: false,
+            bulk: None,
         }
     }
 
@@ -430,7 +433,7 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
-    fn log(&mut self, kind: &'static str, op: Op, row: &Row) -> Result<()> {
+    pub(crate) fn log(&mut self, kind: &'static str, op: Op, row: &Row) -> Result<()> {
         let record_id: Uuid = row.get("id")?;
         let image = row.to_json();
         let key_id = row
@@ -464,6 +467,9 @@ impl<'a> Tx<'a> {
 
     /// Append the gathered entries; called once, just before commit.
     pub(crate) fn finish(self) -> Result<Vec<ChangeEvent>> {
+        if self.bulk.is_some() {
+            return crate::bulk::finish(self);
+        }
         if self.pending.len() >= BATCH_LOG_FROM {
             return append_batched(
                 self.conn,
