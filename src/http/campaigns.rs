@@ -191,11 +191,13 @@ async fn open(
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
     let caller = staff.caller().clone();
-    Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| sc::open(tx, &caller, id))
-            .await?,
-    ))
+    let r = app
+        .store
+        .write(staff.write_ctx(), move |tx| sc::open(tx, &caller, id))
+        .await?;
+    // The households in scope and the delivery assignees are told after commit.
+    crate::supplies::notices::after_open(&app, id).await;
+    Ok(Json(r))
 }
 
 #[utoipa::path(
@@ -246,11 +248,13 @@ async fn draw(
     Path(id): Path<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
     let caller = staff.caller().clone();
-    Ok(Json(
-        app.store
-            .write(staff.write_ctx(), move |tx| sc::draw(tx, &caller, id))
-            .await?,
-    ))
+    let r = app
+        .store
+        .write(staff.write_ctx(), move |tx| sc::draw(tx, &caller, id))
+        .await?;
+    // Winners and the others are told after commit.
+    crate::supplies::notices::after_draw(&app, id).await;
+    Ok(Json(r))
 }
 
 /// A campaign's reservations and delivery orders (households by address label only).

@@ -466,6 +466,8 @@ async fn place_order(
             pv::place_order(tx, &caller, &input)
         })
         .await?;
+    // The provider is told after commit.
+    crate::supplies::notices::after_order(&app, &o, None).await;
     Ok((StatusCode::CREATED, Json(o)))
 }
 
@@ -496,13 +498,14 @@ async fn take_step(
     b: Result<Json<OrderStepInput>, JsonRejection>,
 ) -> Result<Json<Order>, ApiError> {
     let input = body(b)?;
-    Ok(Json(
-        staff
-            .store_write(&app, move |tx, caller| {
-                pv::step(tx, caller, id, step, &input)
-            })
-            .await?,
-    ))
+    let o = staff
+        .store_write(&app, move |tx, caller| {
+            pv::step(tx, caller, id, step, &input)
+        })
+        .await?;
+    // The other side is told after commit.
+    crate::supplies::notices::after_order(&app, &o, Some(step)).await;
+    Ok(Json(o))
 }
 
 /// The provider confirms a placed order.

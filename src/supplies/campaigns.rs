@@ -37,6 +37,7 @@ pub async fn tick(app: &App) -> anyhow::Result<Report> {
             Ok(Some(d)) => {
                 report.drawn += 1;
                 tracing::info!(campaign = %id, winners = d.winners, lost = d.lost, seed = %d.seed, "lottery drawn");
+                crate::supplies::notices::after_draw(app, id).await;
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(campaign = %id, error = %e, "lottery draw failed"),

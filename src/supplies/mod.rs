@@ -4,6 +4,7 @@
 
 pub mod campaigns;
 pub mod config;
+pub mod notices;
 pub mod reserves;
 pub mod rush;
 

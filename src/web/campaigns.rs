@@ -379,7 +379,15 @@ async fn act(ui: Ui, app: App, s: Staff, id: Uuid, what: &'static str) -> Respon
         })
         .await;
     match r {
-        Ok(()) => see_other(&format!("/manage/campaigns/{id}")),
+        Ok(()) => {
+            // Notices after commit: the households on opening, the applicants on a draw.
+            match what {
+                "open" => crate::supplies::notices::after_open(&app, id).await,
+                "draw" => crate::supplies::notices::after_draw(&app, id).await,
+                _ => {}
+            }
+            see_other(&format!("/manage/campaigns/{id}"))
+        }
         Err(e) => {
             let e = ApiError::from(e);
             if e.status == StatusCode::NOT_FOUND {

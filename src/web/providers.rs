@@ -249,6 +249,9 @@ async fn place(
             pv::place_order(tx, &caller, &input)
         })
         .await;
+    if let Ok(o) = &r {
+        crate::supplies::notices::after_order(&app, o, None).await;
+    }
     match after_write(&ui, r, |o| format!("/manage/orders/{}", o.id)) {
         Ok(done) => done,
         Err(e) => page_orders(&ui, &app, &s, Some(&e), &f).await,
@@ -404,6 +407,9 @@ async fn step(
             pv::step(tx, &caller, id, which, &input)
         })
         .await;
+    if let Ok(o) = &r {
+        crate::supplies::notices::after_order(&app, o, Some(which)).await;
+    }
     match after_write(&ui, r, |_| format!("/manage/orders/{id}")) {
         Ok(done) => done,
         Err(e) => page_order(&ui, &app, &s, id, Some(&e)).await,

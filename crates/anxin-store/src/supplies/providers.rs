@@ -1727,6 +1727,60 @@ fn book_receipt(
     Ok(())
 }
 
+// ---- notices (read after commit by `anxin::supplies::notices`) ---------------------------------
+
+/// An order as its notices describe it (no scope check: the caller has just taken a step on it).
+pub fn notice_order(conn: &mut dyn Conn, id: Uuid) -> Result<Order> {
+    get_order(conn, &Caller::system(), id)
+}
+
+/// Phones that reach a provider: the duty phone of each account linked to it, one per account
+/// (username order); when no account has one, the provider's registered contact phone. (phone,
+/// mask) pairs, opened.
+pub fn provider_phones(
+    conn: &mut dyn Conn,
+    env: &crate::Env,
+    provider: Uuid,
+) -> Result<Vec<(String, String)>> {
+    let accounts = conn.query(
+        "SELECT a.account_id FROM provider_accounts a JOIN users u ON u.id = a.account_id \
+         WHERE a.provider_id = $1 AND u.disabled = $2 ORDER BY u.username, a.account_id",
+        &params![provider, false],
+    )?;
+    let mut out: Vec<(String, String)> = Vec::new();
+    for r in accounts {
+        let user: Uuid = r.get("account_id")?;
+        let Some(duty) = conn.query_one(
+            "SELECT phone_ct, phone_mask FROM duties WHERE user_id = $1 AND phone_ct IS NOT NULL \
+             ORDER BY updated_at DESC, id LIMIT 1",
+            &params![user],
+        )?
+        else {
+            continue;
+        };
+        let ct: Vec<u8> = duty.get("phone_ct")?;
+        let phone = env.keys.open_string(conn, "duties.phone", &ct)?;
+        if out.iter().all(|(p, _)| *p != phone) {
+            let mask: Option<String> = duty.get("phone_mask")?;
+            out.push((phone, mask.unwrap_or_default()));
+        }
+    }
+    if out.is_empty() {
+        if let Some(r) = conn.query_one(
+            "SELECT contact_phone_ct, contact_phone_mask FROM providers WHERE id = $1 \
+             AND status = 'active' AND contact_phone_ct IS NOT NULL",
+            &params![provider],
+        )? {
+            let ct: Vec<u8> = r.get("contact_phone_ct")?;
+            out.push((
+                env.keys.open_string(conn, CONTACT_PHONE_FIELD, &ct)?,
+                r.get("contact_phone_mask")?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
