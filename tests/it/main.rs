@@ -6,12 +6,14 @@
 mod support;
 
 mod auth;
+mod campaign_notices;
 mod campaigns;
 mod channels;
 mod crash;
 mod demo;
 mod funds;
 mod hazards;
+mod import_bulk;
 mod import_export;
 mod incidents;
 mod inspections;

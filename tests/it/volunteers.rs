@@ -87,6 +87,7 @@ pub async fn start_incident(store: &Store, node: Uuid, b: PlanBody) -> Uuid {
                 at: now,
                 actor: None,
                 nodes: &nodes,
+                found: Default::default(),
             };
             CalloutStep.activate(tx, &a)?;
             WelfareStep.activate(tx, &a)?;
@@ -630,6 +631,67 @@ both_stores!(
         assert_eq!(called(s, inc3).await.len(), 3);
         let inc4 = start_incident(s, w.comm_a, body(json!({ "risks": ["flood"] }))).await;
         assert!(called(s, inc4).await.is_empty());
+    }
+);
+
+both_stores!(
+    vulnerable_records_follow_a_person_who_moves,
+    |t: TestApp| async move {
+        let w = world::build(t.store()).await;
+        let s = t.store();
+        vulnerable_world(s, &w, None).await;
+        // 王五 (vulnerable, community B) moves into a household of community A.
+        let (pb, hh_a1, comm_a) = (w.person_b1, w.hh_a1, w.comm_a);
+        s.write(WriteCtx::system("move"), move |tx| {
+            anxin_store::people::join_household(
+                tx,
+                &Caller::system(),
+                hh_a1,
+                pb,
+                anxin_domain::HouseholdRole::Relative,
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
+            )
+        })
+        .await
+        .unwrap();
+        let (community, grid, logged): (Uuid, Option<Uuid>, i64) = s
+            .read(move |c, _| {
+                let r = c
+                    .query_one(
+                        "SELECT community_id, grid_id FROM vulnerable WHERE person_id = $1",
+                        &params![pb],
+                    )?
+                    .unwrap();
+                let n = c.query_i64(
+                    "SELECT count(*) FROM change_log WHERE kind = 'vulnerable' AND op = 'update'",
+                    &[],
+                )?;
+                Ok((r.get("community_id")?, r.get("grid_id")?, n))
+            })
+            .await
+            .unwrap();
+        assert_eq!(community, comm_a, "the record follows the person");
+        assert_eq!(
+            grid,
+            Some(w.grid_a1),
+            "and from their old grid to the new one"
+        );
+        assert!(logged >= 2, "the moves are in the change log");
+        // Welfare checks go to where the person lives now: A's activation checks 王五, B's not.
+        let checked = |inc: Uuid| async move {
+            s.read(move |c, _| {
+                c.query_i64(
+                    "SELECT count(*) FROM welfare_checks WHERE incident_id = $1 AND person_id = $2",
+                    &params![inc, pb],
+                )
+            })
+            .await
+            .unwrap()
+        };
+        let in_a = start_incident(s, w.comm_a, welfare_body(30)).await;
+        let in_b = start_incident(s, w.comm_b, welfare_body(30)).await;
+        assert_eq!(checked(in_a).await, 1);
+        assert_eq!(checked(in_b).await, 0);
     }
 );
 

@@ -165,6 +165,7 @@ fn run_steps(
         at: tx.now(),
         actor,
         nodes: &nodes,
+        found: Default::default(),
     };
     let mut summary = serde_json::Map::new();
     let all_started = std::time::Instant::now();

@@ -48,6 +48,89 @@ pub struct Activation<'a> {
     pub actor: Option<Uuid>,
     /// `node_id` and every node below it, expanded once for all steps.
     pub nodes: &'a [Uuid],
+    /// The vulnerable people of those nodes, read once for every step that needs them
+    /// ([`Activation::vulnerable`]).
+    pub found: std::cell::OnceCell<Vec<InScope>>,
+}
+
+/// One vulnerable-category row of a person in an activation's nodes, with where the person
+/// lives and who helps them: what the welfare checks (one per person) and the campaigns'
+/// delivery orders (one per household) are made from. A person has a row per category.
+#[derive(Debug, Clone)]
+pub struct InScope {
+    pub vulnerable_id: Uuid,
+    pub person: Uuid,
+    /// The vulnerable record's community (it follows the person's household).
+    pub community: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// The person's grid, else the household's, else the building's.
+    pub grid: Option<Uuid>,
+    pub household: Option<Uuid>,
+    pub household_community: Option<Uuid>,
+    /// The node of the person's building, and whether that node is a compound.
+    pub building_node: Option<Uuid>,
+    pub compound: Option<Uuid>,
+    /// The assigned helper, when the account is enabled.
+    pub helper: Option<Uuid>,
+    pub name: String,
+}
+
+impl Activation<'_> {
+    /// The vulnerable people whose records lie in [`Activation::nodes`], ordered by person,
+    /// helper-holding rows first, then by registration: read on first use, shared by the steps.
+    pub fn vulnerable(&self, conn: &mut dyn Conn) -> Result<&[InScope]> {
+        if let Some(v) = self.found.get() {
+            return Ok(v);
+        }
+        let started = std::time::Instant::now();
+        let rows = vulnerable_in(conn, self.nodes)?;
+        tracing::debug!(
+            rows = rows.len(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "activation: vulnerable people read"
+        );
+        Ok(self.found.get_or_init(|| rows))
+    }
+}
+
+fn vulnerable_in(conn: &mut dyn Conn, nodes: &[Uuid]) -> Result<Vec<InScope>> {
+    let d = conn.dialect();
+    let rows = conn.query(
+        &format!(
+            "SELECT v.id, v.person_id, v.community_id, v.created_at, \
+             COALESCE(v.grid_id, p.grid_id, h.grid_id, b.grid_id) AS grid_id, \
+             p.household_id, h.community_id AS household_community, b.node_id AS building_node, \
+             CASE WHEN bn.level = 'compound' THEN b.node_id END AS compound_id, \
+             hu.id AS helper, p.name \
+             FROM vulnerable v JOIN people p ON p.id = v.person_id \
+             LEFT JOIN households h ON h.id = p.household_id \
+             LEFT JOIN dwellings d ON d.id = h.dwelling_id \
+             LEFT JOIN buildings b ON b.id = d.building_id \
+             LEFT JOIN nodes bn ON bn.id = b.node_id \
+             LEFT JOIN users hu ON hu.id = v.helper_user_id AND hu.disabled = $2 \
+             WHERE {} \
+             ORDER BY v.person_id, CASE WHEN hu.id IS NULL THEN 1 ELSE 0 END, v.created_at, v.id",
+            d.in_json_list("v.community_id", 1)
+        ),
+        &[volunteers::json_ids(nodes), false.into()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(InScope {
+                vulnerable_id: r.get("id")?,
+                person: r.get("person_id")?,
+                community: r.get("community_id")?,
+                created_at: r.get("created_at")?,
+                grid: r.get("grid_id")?,
+                household: r.get("household_id")?,
+                household_community: r.get("household_community")?,
+                building_node: r.get("building_node")?,
+                compound: r.get("compound_id")?,
+                helper: r.get("helper")?,
+                name: r.get("name")?,
+            })
+        })
+        .collect()
 }
 
 /// One thing activation creates (and deactivation closes). Runs inside the activation's

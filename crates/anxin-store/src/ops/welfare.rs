@@ -24,7 +24,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::volunteers::{clean_text, json_ids, open_facility};
+use super::volunteers::{clean_text, open_facility};
 use super::{Activation, ActivationStep};
 use crate::conn::Conn;
 use crate::error::{Result, StoreError};
@@ -686,55 +686,6 @@ pub fn level_holders(
 /// A welfare check for every vulnerable person in scope.
 pub struct WelfareStep;
 
-/// One check to create: what the one set-based query found for a person.
-struct Found {
-    person: Uuid,
-    community: Uuid,
-    grid: Option<Uuid>,
-    compound: Option<Uuid>,
-    helper: Option<Uuid>,
-    name: String,
-}
-
-fn vulnerable_in(conn: &mut dyn Conn, nodes: &[Uuid]) -> Result<Vec<Found>> {
-    let d = conn.dialect();
-    // Every category row of a person, helper-holding rows first: one check per person, assigned
-    // to the first helper found.
-    let rows = conn.query(
-        &format!(
-            "SELECT v.person_id, v.community_id, COALESCE(v.grid_id, p.grid_id, h.grid_id, b.grid_id) AS grid_id, \
-             CASE WHEN bn.level = 'compound' THEN b.node_id END AS compound_id, \
-             hu.id AS helper, p.name \
-             FROM vulnerable v JOIN people p ON p.id = v.person_id \
-             LEFT JOIN households h ON h.id = p.household_id \
-             LEFT JOIN dwellings d ON d.id = h.dwelling_id \
-             LEFT JOIN buildings b ON b.id = d.building_id \
-             LEFT JOIN nodes bn ON bn.id = b.node_id \
-             LEFT JOIN users hu ON hu.id = v.helper_user_id AND hu.disabled = $2 \
-             WHERE {} \
-             ORDER BY v.person_id, CASE WHEN hu.id IS NULL THEN 1 ELSE 0 END, v.created_at, v.id",
-            d.in_json_list("v.community_id", 1)
-        ),
-        &[json_ids(nodes), false.into()],
-    )?;
-    let mut out: Vec<Found> = Vec::with_capacity(rows.len());
-    for r in rows {
-        let person: Uuid = r.get("person_id")?;
-        if out.last().is_some_and(|f| f.person == person) {
-            continue;
-        }
-        out.push(Found {
-            person,
-            community: r.get("community_id")?,
-            grid: r.get("grid_id")?,
-            compound: r.get("compound_id")?,
-            helper: r.get("helper")?,
-            name: r.get("name")?,
-        });
-    }
-    Ok(out)
-}
-
 impl ActivationStep for WelfareStep {
     fn name(&self) -> &'static str {
         "welfare"
@@ -744,18 +695,18 @@ impl ActivationStep for WelfareStep {
         if !a.body.welfare_checks || a.nodes.is_empty() {
             return Ok(serde_json::json!({ "checks": 0, "to_helpers": 0 }));
         }
-        let started = std::time::Instant::now();
-        let found = vulnerable_in(tx.conn(), a.nodes)?;
-        tracing::debug!(
-            rows = found.len(),
-            ms = started.elapsed().as_secs_f64() * 1000.0,
-            "welfare: people found"
-        );
+        // Every category row of a person, helper-holding rows first: one check per person,
+        // assigned to the first helper found.
+        let all = a.vulnerable(tx.conn())?;
+        let found = all
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| *i == 0 || all[i - 1].person != f.person)
+            .map(|(_, f)| f);
         let started = std::time::Instant::now();
         let due = a.at + Duration::minutes(i64::from(a.body.welfare_escalate_minutes.max(1)));
         let mut to_helpers = 0usize;
         let rows: Vec<Vec<Value>> = found
-            .into_iter()
             .map(|f| {
                 let level = match (f.helper, f.grid) {
                     (Some(_), _) => 0i64,

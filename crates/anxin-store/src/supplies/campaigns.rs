@@ -628,6 +628,16 @@ pub fn open(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<CampaignOpenReport
 }
 
 fn open_in(tx: &mut Tx, c: Campaign) -> Result<CampaignOpenReport> {
+    open_with(tx, c, None)
+}
+
+/// [`open_in`], given the vulnerable people of the campaign's nodes when an activation has
+/// read them already (its welfare step reads the same people).
+fn open_with(
+    tx: &mut Tx,
+    c: Campaign,
+    found: Option<&[crate::ops::InScope]>,
+) -> Result<CampaignOpenReport> {
     if !dc::can_move(&c.status, "open") {
         return Err(conflict("campaign.not_draft"));
     }
@@ -657,7 +667,10 @@ fn open_in(tx: &mut Tx, c: Campaign) -> Result<CampaignOpenReport> {
     }
     // Delivery orders: households in scope with a vulnerable person, helper first.
     let scope = Scope::of(tx.conn(), &c)?;
-    let found = vulnerable_households(tx.conn(), &scope)?;
+    let found = match found {
+        Some(rows) => households_of(rows, &scope),
+        None => vulnerable_households(tx.conn(), &scope)?,
+    };
     let need = i64::try_from(found.len()).unwrap_or(i64::MAX) * c.quantity_per_household;
     if need > 0 {
         let n = tx.execute_unlogged(
@@ -833,6 +846,31 @@ fn vulnerable_households(
         out.push((h, community, r.get("helper")?));
     }
     Ok(out)
+}
+
+/// [`vulnerable_households`] from rows already read: per household in scope, the first
+/// helper-holding row (else the first registered).
+fn households_of(rows: &[crate::ops::InScope], scope: &Scope) -> Vec<(Uuid, Uuid, Option<Uuid>)> {
+    let mut rows: Vec<&crate::ops::InScope> = rows
+        .iter()
+        .filter(|r| {
+            r.household.is_some()
+                && r.household_community
+                    .is_some_and(|c| scope.holds(c, r.building_node))
+        })
+        .collect();
+    rows.sort_by_key(|r| {
+        (
+            r.household,
+            r.helper.is_none(),
+            r.created_at,
+            r.vulnerable_id,
+        )
+    });
+    rows.dedup_by_key(|r| r.household);
+    rows.into_iter()
+        .filter_map(|r| Some((r.household?, r.household_community?, r.helper)))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1941,7 +1979,9 @@ impl ActivationStep for CampaignStep {
             };
             let id = insert_campaign(tx, &input, Some(a.incident_id))?;
             let c = load(tx.conn(), &all(), id)?;
-            let r = open_in(tx, c)?;
+            // The campaign covers the activation's nodes: the people the welfare step read.
+            let found = a.vulnerable(tx.conn())?;
+            let r = open_with(tx, c, Some(found))?;
             opened += 1;
             deliveries += r.deliveries;
             titles.push(format!("{title}（{}）", e.stock));
@@ -2015,5 +2055,256 @@ pub fn campaign_nodes(conn: &mut dyn Conn, caller: &Caller) -> Result<Vec<(Uuid,
     )?
     .iter()
     .map(|r| Ok((r.get("id")?, r.get("name")?)))
+    .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notices (read after commit by `anxin::supplies::notices`; no scope check: the caller has just
+// opened or drawn the campaign).
+
+/// A campaign with its slots, for its notices.
+pub fn notice_campaign(conn: &mut dyn Conn, id: Uuid) -> Result<(Campaign, Vec<CampaignSlot>)> {
+    let c = load(conn, &all(), id)?;
+    let slots = slots_of(conn, id)?;
+    Ok((c, slots))
+}
+
+/// Open campaigns an activation started (the incident's), oldest first.
+pub fn opened_for_incident(conn: &mut dyn Conn, incident: Uuid) -> Result<Vec<Uuid>> {
+    conn.query(
+        "SELECT id FROM campaigns WHERE incident_id = $1 AND status = 'open' ORDER BY created_at, id",
+        &params![incident],
+    )?
+    .iter()
+    .map(|r| r.get("id"))
+    .collect()
+}
+
+/// One page of the households a campaign is offered to (its scope and eligibility), in id order.
+#[derive(Debug, Clone, Default)]
+pub struct NoticePage {
+    /// (household, holds a delivery order of the campaign).
+    pub households: Vec<(Uuid, bool)>,
+    /// Where the next page starts (`None`: this was the last).
+    pub next: Option<Uuid>,
+}
+
+/// The households in `c`'s scope (its node's subtree, narrowed to its compounds) that it is
+/// offered to (all, or those with a vulnerable person), `limit` rows of households read from
+/// after `after`. Paged by household id, so a district's tens of thousands are read a page at a
+/// time between short writes.
+pub fn notice_households(
+    conn: &mut dyn Conn,
+    c: &Campaign,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<NoticePage> {
+    let scope = Scope::of(conn, c)?;
+    let nodes: Vec<Uuid> = scope.nodes.iter().copied().collect();
+    if nodes.is_empty() {
+        return Ok(NoticePage::default());
+    }
+    let limit = limit.clamp(1, 5_000);
+    let mut ps: Vec<Value> = vec![
+        c.id.into(),
+        after.unwrap_or(Uuid::nil()).into(),
+        limit.into(),
+    ];
+    ps.extend(nodes.iter().map(|n| Value::from(*n)));
+    let rows = conn.query(
+        &format!(
+            "SELECT h.id, h.community_id, b.node_id AS building_node, \
+             CASE WHEN EXISTS (SELECT 1 FROM people p JOIN vulnerable v ON v.person_id = p.id \
+               WHERE p.household_id = h.id) THEN 1 ELSE 0 END AS vulnerable, \
+             CASE WHEN EXISTS (SELECT 1 FROM campaign_reservations r WHERE r.campaign_id = $1 \
+               AND r.household_id = h.id AND r.kind = 'delivery' AND r.actor IS NULL) THEN 1 ELSE 0 END AS delivery \
+             FROM households h LEFT JOIN dwellings dw ON dw.id = h.dwelling_id \
+             LEFT JOIN buildings b ON b.id = dw.building_id \
+             WHERE h.id > $2 AND h.community_id IN ({}) ORDER BY h.id LIMIT $3",
+            marks(4, nodes.len())
+        ),
+        &ps,
+    )?;
+    let next: Option<Uuid> = if i64::try_from(rows.len()).unwrap_or(i64::MAX) < limit {
+        None
+    } else {
+        rows.last().map(|r| r.get("id")).transpose()?
+    };
+    let mut households = Vec::with_capacity(rows.len());
+    for r in rows {
+        let vulnerable: i64 = r.get("vulnerable")?;
+        if !scope.holds(r.get("community_id")?, r.get("building_node")?)
+            || (scope.vulnerable_only && vulnerable == 0)
+        {
+            continue;
+        }
+        let delivery: i64 = r.get("delivery")?;
+        households.push((r.get("id")?, delivery != 0));
+    }
+    Ok(NoticePage { households, next })
+}
+
+/// How one household is reached: one phone of the household (the head's, else a member's), and
+/// the residents' own verified channels (e-mail, WeChat), at most one of each kind.
+#[derive(Clone)]
+pub struct HouseholdContact {
+    pub household_id: Uuid,
+    /// (phone, mask). Personal data.
+    pub phone: Option<(String, String)>,
+    /// (kind `email`/`wechat`, address, mask). Personal data.
+    pub own: Vec<(String, String, String)>,
+}
+
+impl std::fmt::Debug for HouseholdContact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HouseholdContact")
+            .field("household_id", &self.household_id)
+            .field("phone", &self.phone.as_ref().map(|p| &p.1))
+            .field(
+                "own",
+                &self.own.iter().map(|o| (&o.0, &o.2)).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// The contacts of `households` (in the order given; a household nobody can be reached in is
+/// left out). Phones are opened here: call it for a page at a time.
+pub fn household_contacts(
+    conn: &mut dyn Conn,
+    env: &Env,
+    households: &[Uuid],
+) -> Result<Vec<HouseholdContact>> {
+    let mut out = Vec::with_capacity(households.len());
+    for chunk in households.chunks(1_000) {
+        let ps: Vec<Value> = chunk.iter().map(|h| Value::from(*h)).collect();
+        let rows = conn.query(
+            &format!(
+                "SELECT p.id, p.household_id, p.phone_ct, \
+                 CASE WHEN EXISTS (SELECT 1 FROM memberships m WHERE m.person_id = p.id \
+                   AND m.household_id = p.household_id AND m.role = 'head' AND m.valid_to IS NULL) \
+                   THEN 0 ELSE 1 END AS rank \
+                 FROM people p WHERE p.household_id IN ({}) ORDER BY p.household_id, rank, p.id",
+                marks(1, chunk.len())
+            ),
+            &ps,
+        )?;
+        let mut phone: HashMap<Uuid, (String, String)> = HashMap::new();
+        let mut person_household: HashMap<Uuid, Uuid> = HashMap::new();
+        for r in &rows {
+            let h: Uuid = r.get("household_id")?;
+            person_household.insert(r.get("id")?, h);
+            if phone.contains_key(&h) {
+                continue;
+            }
+            let ct: Option<Vec<u8>> = r.get("phone_ct")?;
+            if let Some(ct) = ct {
+                let p = env.keys.open_string(conn, "people.phone", &ct)?;
+                let mask = anxin_domain::Phone::parse(&p)
+                    .map(|x| anxin_domain::mask_phone(&x))
+                    .unwrap_or_else(|_| "***".into());
+                phone.insert(h, (p, mask));
+            }
+        }
+        let people: Vec<Uuid> = person_household.keys().copied().collect();
+        let mut own: HashMap<Uuid, Vec<(String, String, String)>> = HashMap::new();
+        let mut channels = crate::resident_channels::verified_for_people(conn, env, &people)?;
+        channels.sort_by(|a, b| {
+            (a.person_id, a.user_id, &a.kind).cmp(&(b.person_id, b.user_id, &b.kind))
+        });
+        for ch in channels {
+            if !matches!(ch.kind.as_str(), "email" | "wechat") {
+                continue;
+            }
+            let Some(h) = person_household.get(&ch.person_id) else {
+                continue;
+            };
+            let list = own.entry(*h).or_default();
+            if list.iter().any(|o| o.0 == ch.kind) {
+                continue;
+            }
+            list.push((ch.kind, ch.address, ch.address_mask));
+        }
+        for h in chunk {
+            let c = HouseholdContact {
+                household_id: *h,
+                phone: phone.remove(h),
+                own: own.remove(h).unwrap_or_default(),
+            };
+            if c.phone.is_some() || !c.own.is_empty() {
+                out.push(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The delivery orders still to deliver of a campaign, by assignee: (user, how many), in user
+/// order.
+pub fn delivery_counts(conn: &mut dyn Conn, campaign: Uuid) -> Result<Vec<(Uuid, i64)>> {
+    conn.query(
+        "SELECT assignee_user_id, count(*) AS n FROM campaign_reservations WHERE campaign_id = $1 \
+         AND kind = 'delivery' AND status = 'reserved' AND assignee_user_id IS NOT NULL \
+         GROUP BY assignee_user_id ORDER BY assignee_user_id",
+        &params![campaign],
+    )?
+    .iter()
+    .map(|r| Ok((r.get("assignee_user_id")?, r.get("n")?)))
+    .collect()
+}
+
+/// A phone to reach an account that delivers (a worker, volunteer or helper): its duty phone
+/// (at `node` first), else its volunteer record's, else that of a person it acts as. (phone,
+/// mask), or `None` when none is known.
+pub fn account_phone(
+    conn: &mut dyn Conn,
+    env: &Env,
+    user: Uuid,
+    node: Uuid,
+) -> Result<Option<(String, String)>> {
+    if let Some(p) = crate::hazards::risks::owner_phone(conn, env, user, node)? {
+        return Ok(Some(p));
+    }
+    let sources = [
+        (
+            "SELECT phone_ct, phone_mask FROM volunteers WHERE user_id = $1 AND phone_ct IS NOT NULL \
+             ORDER BY updated_at DESC, id LIMIT 1",
+            "volunteers.phone",
+        ),
+        (
+            "SELECT p.phone_ct, p.phone_mask FROM user_people up JOIN people p ON p.id = up.person_id \
+             WHERE up.user_id = $1 AND p.phone_ct IS NOT NULL ORDER BY p.id LIMIT 1",
+            "people.phone",
+        ),
+    ];
+    for (sql, field) in sources {
+        if let Some(r) = conn.query_one(sql, &params![user])? {
+            let ct: Vec<u8> = r.get("phone_ct")?;
+            let mask: Option<String> = r.get("phone_mask")?;
+            return Ok(Some((
+                env.keys.open_string(conn, field, &ct)?,
+                mask.unwrap_or_default(),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The outcome of a lottery draw by household: (household, won, slot), the households that
+/// applied (not the delivery orders made at opening), in household order.
+pub fn draw_outcomes(
+    conn: &mut dyn Conn,
+    campaign: Uuid,
+) -> Result<Vec<(Uuid, bool, Option<Uuid>)>> {
+    conn.query(
+        "SELECT household_id, status, slot_id FROM campaign_reservations WHERE campaign_id = $1 \
+         AND actor IS NOT NULL AND status IN ('reserved', 'lost') ORDER BY household_id",
+        &params![campaign],
+    )?
+    .iter()
+    .map(|r| {
+        let s: String = r.get("status")?;
+        Ok((r.get("household_id")?, s == "reserved", r.get("slot_id")?))
+    })
     .collect()
 }
