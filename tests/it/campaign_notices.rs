@@ -24,23 +24,6 @@ use uuid::Uuid;
 use crate::support::{Backend, TestApp};
 use crate::world::{self, call, user, World};
 
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                ($body)(crate::support::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                ($body)(crate::support::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 // ---- an SMS gateway on loopback ----------------------------------------------------------------
 
 /// One SMS the gateway received: (phone, template, text, params).
@@ -131,56 +114,7 @@ fn to_of(sms: &[Sms], template: &str) -> Vec<String> {
 
 /// A staff account with one grant at `node` and a duty phone there.
 async fn with_duty_phone(store: &Store, name: &str, role: Role, node: Uuid, phone: &str) -> Uuid {
-    let (name, phone) = (name.to_owned(), phone.to_owned());
-    store
-        .write(WriteCtx::system("notices-staff"), move |tx| {
-            use anxin_domain::roles::Validity;
-            use anxin_store::accounts::{self, NewGrant, NewUser};
-            let sys = Caller::system();
-            let u = accounts::create_user(
-                tx,
-                &sys,
-                &NewUser {
-                    kind: UserKind::Staff,
-                    username: Some(name.clone()),
-                    display_name: name.clone(),
-                    password_hash: Some(
-                        anxin_crypto::hash_password_with(
-                            "notices-Pass-2026",
-                            &anxin_crypto::PasswordHasherConfig::INSECURE_FAST_FOR_TESTS,
-                        )
-                        .unwrap(),
-                    ),
-                    phone: None,
-                },
-            )?;
-            let now = tx.now();
-            accounts::create_grant(
-                tx,
-                &sys,
-                u.id,
-                &NewGrant {
-                    role,
-                    scope: Scope::Node(node),
-                    validity: Validity::starting(now - chrono::Duration::days(1)),
-                    source_ref: None,
-                },
-            )?;
-            anxin_store::places::create_duty(
-                tx,
-                &sys,
-                &anxin_store::places::NewDuty::parse(anxin_store::places::DutyInput {
-                    node_id: Some(node),
-                    duty: Some("物资".into()),
-                    responsible: Some(name),
-                    user_id: Some(u.id),
-                    phone: Some(phone),
-                })?,
-            )?;
-            Ok(u.id)
-        })
-        .await
-        .unwrap()
+    world::staff_on_duty(store, name, role, node, "物资", phone).await
 }
 
 /// A household of community A (in `dwelling` when given) whose members are (name, phone,
@@ -293,7 +227,7 @@ fn id_of(v: &Value, path: &str) -> String {
 
 // ---- stories -----------------------------------------------------------------------------------
 
-both!(
+both_backends!(
     a_compound_campaign_reaches_its_households_once_and_the_assignees,
     |backend: Backend| async move {
         let (t, g) = app_with_gateway(backend).await;
@@ -480,7 +414,7 @@ both!(
     }
 );
 
-both!(
+both_backends!(
     a_lottery_draw_tells_winners_and_losers,
     |backend: Backend| async move {
         let (t, g) = app_with_gateway(backend).await;
@@ -592,7 +526,7 @@ both!(
     }
 );
 
-both!(
+both_backends!(
     an_order_reaches_the_provider_and_its_confirmation_the_community,
     |backend: Backend| async move {
         let (t, g) = app_with_gateway(backend).await;
@@ -756,7 +690,7 @@ both!(
     }
 );
 
-both!(
+both_backends!(
     a_campaign_opened_by_an_activation_reaches_the_households,
     |backend: Backend| async move {
         let (t, g) = app_with_gateway(backend).await;

@@ -33,23 +33,6 @@ const TC_KEY: &str = "tencent-secret-key";
 const GENERIC_KEY: &str = "generic-gateway-key";
 const DING_SECRET: &str = "SECtest-dingtalk";
 
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                ($body)(crate::support::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                ($body)(crate::support::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 // ---- a provider on loopback ------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -239,7 +222,7 @@ async fn state(t: &TestApp, id: uuid::Uuid) -> store_notify::NotificationState {
 
 // ---- SMS: Tencent Cloud ----------------------------------------------------------------------
 
-both!(
+both_backends!(
     tencent_sms_signed_retried_refused_receipts_and_replies,
     |backend: Backend| async move {
         let (mock, base) = Mock::start().await;
@@ -513,7 +496,7 @@ both!(
 
 // ---- SMS: generic gateway, and voice ---------------------------------------------------------
 
-both!(
+both_backends!(
     generic_sms_and_voice_are_signed_retried_and_refused,
     |backend: Backend| async move {
         let (mock, base) = Mock::start().await;
@@ -688,7 +671,7 @@ both!(
 
 // ---- WeChat ----------------------------------------------------------------------------------
 
-both!(
+both_backends!(
     wechat_template_messages_with_a_cached_token,
     |backend: Backend| async move {
         let (mock, base) = Mock::start().await;
@@ -820,7 +803,7 @@ both!(
 
 // ---- group robots ----------------------------------------------------------------------------
 
-both!(wecom_and_dingtalk_robots, |backend: Backend| async move {
+both_backends!(wecom_and_dingtalk_robots, |backend: Backend| async move {
     let (mock, base) = Mock::start().await;
     mock.0.lock().unwrap().ding_secret = Some(DING_SECRET.into());
     let (wecom_hook, ding_hook) = (
@@ -1195,7 +1178,7 @@ async fn emailed_code(t: &TestApp, to: &str) -> String {
     m.params["code"].clone()
 }
 
-both!(
+both_backends!(
     residents_own_channels_carry_warnings,
     |backend: Backend| async move {
         use crate::world::{self, call, staff, user};

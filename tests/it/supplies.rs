@@ -546,56 +546,7 @@ both_stores!(
 
 /// A community worker of `node` with a duty phone there.
 async fn keeper(store: &Store, node: Uuid, name: &str, phone: &str) -> Uuid {
-    let (name, phone) = (name.to_owned(), phone.to_owned());
-    store
-        .write(WriteCtx::system("keeper"), move |tx| {
-            use anxin_domain::roles::Validity;
-            use anxin_store::accounts::{self, NewGrant, NewUser, UserKind};
-            let sys = Caller::system();
-            let u = accounts::create_user(
-                tx,
-                &sys,
-                &NewUser {
-                    kind: UserKind::Staff,
-                    username: Some(name.clone()),
-                    display_name: name.clone(),
-                    password_hash: Some(
-                        anxin_crypto::hash_password_with(
-                            "keeper-Pass-2026",
-                            &anxin_crypto::PasswordHasherConfig::INSECURE_FAST_FOR_TESTS,
-                        )
-                        .unwrap(),
-                    ),
-                    phone: None,
-                },
-            )?;
-            let now = tx.now();
-            accounts::create_grant(
-                tx,
-                &sys,
-                u.id,
-                &NewGrant {
-                    role: Role::CommunityWorker,
-                    scope: Scope::Node(node),
-                    validity: Validity::starting(now - chrono::Duration::days(1)),
-                    source_ref: None,
-                },
-            )?;
-            anxin_store::places::create_duty(
-                tx,
-                &sys,
-                &anxin_store::places::NewDuty::parse(anxin_store::places::DutyInput {
-                    node_id: Some(node),
-                    duty: Some("物资管理".into()),
-                    responsible: Some(name),
-                    user_id: Some(u.id),
-                    phone: Some(phone),
-                })?,
-            )?;
-            Ok(u.id)
-        })
-        .await
-        .unwrap()
+    world::staff_on_duty(store, name, Role::CommunityWorker, node, "物资管理", phone).await
 }
 
 both_stores!(expiry_is_warned_once_per_lot, |t: TestApp| async move {

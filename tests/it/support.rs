@@ -242,3 +242,22 @@ macro_rules! both_stores {
         }
     };
 }
+
+/// Like [`both_stores!`] for a story that builds its own app (extra configuration): the body is
+/// given the [`Backend`] — `both_backends!(name, |b: Backend| async move { … });`
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(crate::support::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)(crate::support::Backend::Postgres).await;
+            }
+        }
+    };
+}

@@ -440,3 +440,64 @@ pub async fn supplies_a1(
     m.extend(part);
     m
 }
+
+/// A staff account (password `duty-Pass-2026`) with one grant of `role` at `node`, in force
+/// since yesterday, and a duty (`duty`, e.g. 物资管理) there with its phone: who the notices
+/// that go to a node's duty phones reach.
+pub async fn staff_on_duty(
+    store: &Store,
+    name: &str,
+    role: Role,
+    node: Uuid,
+    duty: &str,
+    phone: &str,
+) -> Uuid {
+    let (name, duty, phone) = (name.to_owned(), duty.to_owned(), phone.to_owned());
+    store
+        .write(WriteCtx::system("staff-on-duty"), move |tx| {
+            let sys = Caller::system();
+            let u = accounts::create_user(
+                tx,
+                &sys,
+                &NewUser {
+                    kind: UserKind::Staff,
+                    username: Some(name.clone()),
+                    display_name: name.clone(),
+                    password_hash: Some(
+                        anxin_crypto::hash_password_with(
+                            "duty-Pass-2026",
+                            &anxin_crypto::PasswordHasherConfig::INSECURE_FAST_FOR_TESTS,
+                        )
+                        .unwrap(),
+                    ),
+                    phone: None,
+                },
+            )?;
+            let now = tx.now();
+            accounts::create_grant(
+                tx,
+                &sys,
+                u.id,
+                &NewGrant {
+                    role,
+                    scope: Scope::Node(node),
+                    validity: Validity::starting(now - chrono::Duration::days(1)),
+                    source_ref: None,
+                },
+            )?;
+            anxin_store::places::create_duty(
+                tx,
+                &sys,
+                &anxin_store::places::NewDuty::parse(anxin_store::places::DutyInput {
+                    node_id: Some(node),
+                    duty: Some(duty),
+                    responsible: Some(name),
+                    user_id: Some(u.id),
+                    phone: Some(phone),
+                })?,
+            )?;
+            Ok(u.id)
+        })
+        .await
+        .unwrap()
+}

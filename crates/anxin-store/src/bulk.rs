@@ -176,26 +176,13 @@ impl Tx<'_> {
 
     /// [`Tx::add_data_keys`] on the bulk path.
     pub fn bulk_add_data_keys(&mut self, keys: Vec<(Arc<DataKey>, WrappedKey)>) -> Result<()> {
-        let now = self.now();
-        let rows: Vec<Vec<Value>> = keys
-            .iter()
-            .map(|(dk, w)| {
-                vec![
-                    Value::Uuid(dk.id()),
-                    Value::Text(w.kek_id.clone()),
-                    Value::Bytes(w.bytes.clone()),
-                    Value::Time(now),
-                ]
-            })
-            .collect();
+        let rows = self.data_key_rows(&keys);
         self.bulk_rows(
             "data_keys",
             &["id", "kek_id", "wrapped", "created_at"],
             &rows,
         )?;
-        for (dk, _) in keys {
-            self.made_keys.insert(dk.id(), dk);
-        }
+        self.keep_keys(keys);
         Ok(())
     }
 

@@ -138,30 +138,38 @@ impl<'a> Tx<'a> {
         }
     }
 
-    /// Store data keys made by [`make_data_key`] (one multi-row statement per chunk).
-    pub fn add_data_keys(&mut self, keys: Vec<(Arc<DataKey>, WrappedKey)>) -> Result<()> {
-        let now = self.now;
-        let rows: Vec<Vec<Value>> = keys
-            .iter()
+    /// The `data_keys` rows of `keys` (`id, kek_id, wrapped, created_at`), stored now.
+    pub(crate) fn data_key_rows(&self, keys: &[(Arc<DataKey>, WrappedKey)]) -> Vec<Vec<Value>> {
+        keys.iter()
             .map(|(dk, w)| {
                 vec![
                     Value::Uuid(dk.id()),
                     Value::Text(w.kek_id.clone()),
                     Value::Bytes(w.bytes.clone()),
-                    Value::Time(now),
+                    Value::Time(self.now),
                 ]
             })
-            .collect();
+            .collect()
+    }
+
+    /// Store data keys made by [`make_data_key`] (one multi-row statement per chunk).
+    pub fn add_data_keys(&mut self, keys: Vec<(Arc<DataKey>, WrappedKey)>) -> Result<()> {
+        let rows = self.data_key_rows(&keys);
         self.values_many(
             "INSERT INTO data_keys (id, kek_id, wrapped, created_at) VALUES ",
             4,
             "",
             &rows,
         )?;
+        self.keep_keys(keys);
+        Ok(())
+    }
+
+    /// Keep keys this write made, so sealing with them needs no unwrap.
+    pub(crate) fn keep_keys(&mut self, keys: Vec<(Arc<DataKey>, WrappedKey)>) {
         for (dk, _) in keys {
             self.made_keys.insert(dk.id(), dk);
         }
-        Ok(())
     }
 
     /// Run `head VALUES (…), (…) tail` over `rows` in chunks that fit the backend's parameter
