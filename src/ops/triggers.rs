@@ -91,7 +91,9 @@ pub async fn notify_assignees(app: &App, i: &Incident) {
     }
 }
 
-/// Activate a plan by hand (the API and the pages call this).
+/// Activate a plan by hand (the API and the pages call this). The people in scope are read
+/// first on a reader connection, so the write transaction (on SQLite, the one writer every
+/// other write waits for) only checks that they are still current and writes.
 pub async fn activate(
     app: &App,
     caller: Caller,
@@ -99,21 +101,49 @@ pub async fn activate(
     plan_id: Uuid,
     opts: ActivateOpts,
 ) -> Result<Incident> {
+    let (c2, now) = (caller.clone(), app.clock.now());
+    let started = std::time::Instant::now();
+    // A failed read only costs the head start: the write reads for itself.
+    let pre = app
+        .store
+        .read(move |c, _| activation::prepare_activation(c, &c2, plan_id, now))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "activation not prepared");
+            None
+        });
     let i = app
         .store
         .write(ctx, move |tx| {
-            activation::activate(tx, &caller, plan_id, &opts)
+            activation::activate_prepared(tx, &caller, plan_id, &opts, pre)
         })
         .await?;
+    let committed = started.elapsed();
     after_activation(app, &i).await;
+    tracing::debug!(
+        committed_ms = committed.as_secs_f64() * 1000.0,
+        answered_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "activation: committed, then notices queued"
+    );
     Ok(i)
 }
 
 /// Confirm a triggered activation.
 pub async fn confirm(app: &App, caller: Caller, ctx: WriteCtx, id: Uuid) -> Result<Incident> {
+    let c2 = caller.clone();
+    let pre = app
+        .store
+        .read(move |c, _| activation::prepare_confirm(c, &c2, id))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "confirmation not prepared");
+            None
+        });
     let i = app
         .store
-        .write(ctx, move |tx| activation::confirm(tx, &caller, id))
+        .write(ctx, move |tx| {
+            activation::confirm_prepared(tx, &caller, id, pre)
+        })
         .await?;
     after_activation(app, &i).await;
     Ok(i)
@@ -140,9 +170,22 @@ async fn start(
         };
         let ctx = WriteCtx::system(format!("ops.trigger.{kind}"));
         let t2 = t.clone();
+        // Running at once: the people in scope are read before the write (as for `activate`).
+        let pre = if pending {
+            None
+        } else {
+            let node = c.node_id;
+            app.store
+                .read(move |conn, _| anxin_store::ops::prepare(conn, node))
+                .await
+                .map_err(|e| tracing::debug!(error = %e, "triggered activation not prepared"))
+                .ok()
+        };
         let r = app
             .store
-            .write(ctx.clone(), move |tx| activation::trigger(tx, &t2))
+            .write(ctx.clone(), move |tx| {
+                activation::trigger_prepared(tx, &t2, pre)
+            })
             .await;
         let r = match r {
             Err(e) if !pending => {

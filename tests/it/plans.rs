@@ -998,6 +998,126 @@ both_stores!(
     }
 );
 
+// Activation reads the people in scope before its write (src/ops/triggers.rs): the write uses
+// them only if the change log shows nothing they came from changed since.
+both_stores!(
+    activation_reads_the_people_again_when_they_changed_since_prepared,
+    |t: TestApp| async move {
+        let w = world::build(t.store()).await;
+        vulnerable_a1(&t, &w).await;
+        let base = t.serve().await;
+        let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        let worker_id = user_id(&t, "worker_a").await;
+        let shelter = facility(&t, w.comm_a, "shelter", "active").await;
+        let mut body = flood_body(worker_id, shelter);
+        body["supplies"] = json!([{ "item": "mask", "quantity_per_household": 2,
+            "stock": 100, "fulfilment": "delivery" }]);
+        let (plan, _) = adopted_plan(&base, &worker, &w, "防汛预案", body).await;
+        let store = t.store().clone();
+        let prepare = || {
+            let s = store.clone();
+            async move {
+                s.read(move |c, _| {
+                    activation::prepare_activation(c, &Caller::system(), plan, chrono::Utc::now())
+                })
+                .await
+                .unwrap()
+                .expect("the platform may activate the plan")
+            }
+        };
+        let activate = |pre: anxin_store::ops::Prepared| {
+            let s = store.clone();
+            async move {
+                s.write(WriteCtx::system("activate"), move |tx| {
+                    let opts = ActivateOpts::default();
+                    activation::activate_prepared(tx, &Caller::system(), plan, &opts, Some(pre))
+                })
+                .await
+                .unwrap()
+            }
+        };
+
+        // Read before the write; then A1's neighbour becomes vulnerable: the write finds the
+        // change in the log, reads again and checks both.
+        let pre = prepare().await;
+        assert_eq!(pre.vulnerable.len(), 1);
+        let p = w.person_a1n;
+        t.store()
+            .write(WriteCtx::system("vulnerable"), move |tx| {
+                anxin_store::people::add_vulnerable(
+                    tx,
+                    &Caller::system(),
+                    &anxin_store::people::VulnerableInput {
+                        person_id: p,
+                        category: "disabled".into(),
+                        helper_user_id: None,
+                        contact_channel: "no_smartphone".into(),
+                        notes: None,
+                    },
+                )
+                .map(drop)
+            })
+            .await
+            .unwrap();
+        let i = activate(pre).await;
+        assert_eq!(i.summary["welfare"]["checks"], json!(2), "{}", i.summary);
+        assert_eq!(
+            i.summary["campaigns"]["deliveries"],
+            json!(2),
+            "{}",
+            i.summary
+        );
+        // The checks and delivery orders (PostgreSQL: written by COPY, their images built from
+        // the values) are logged exactly as stored.
+        let id = i.id;
+        let imaged = t
+            .store()
+            .read(move |c, _| {
+                let mut n = 0;
+                for (table, filter) in [
+                    ("welfare_checks", "incident_id = $1"),
+                    (
+                        "campaign_reservations",
+                        "campaign_id IN (SELECT id FROM campaigns WHERE incident_id = $1)",
+                    ),
+                ] {
+                    let sql = format!("SELECT * FROM {table} WHERE {filter}");
+                    for row in c.query(&sql, &params![id])? {
+                        let rid: Uuid = row.get("id")?;
+                        let last = c
+                            .query_one(
+                                "SELECT after FROM change_log WHERE kind = $1 AND record_id = $2 \
+                                 ORDER BY pos DESC LIMIT 1",
+                                &params![table, rid],
+                            )?
+                            .unwrap_or_else(|| panic!("{table} {rid}: no change-log entry"));
+                        let image: Value = last.get("after")?;
+                        assert_eq!(image, row.to_json(), "{table} {rid}");
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })
+            .await
+            .unwrap();
+        assert_eq!(imaged, 4);
+        t.store()
+            .write(WriteCtx::system("deactivate"), move |tx| {
+                activation::deactivate(tx, &Caller::system(), id)
+            })
+            .await
+            .unwrap();
+
+        // Nothing changed since the read: the write takes the people read before it (a list
+        // emptied here on purpose, to tell it from a read of its own).
+        let mut pre = prepare().await;
+        assert_eq!(pre.vulnerable.len(), 2);
+        pre.vulnerable.clear();
+        let i = activate(pre).await;
+        assert_eq!(i.summary["welfare"]["checks"], json!(0), "{}", i.summary);
+    }
+);
+
 both_stores!(
     activation_with_every_step_is_atomic_when_the_last_step_fails,
     |t: TestApp| async move {

@@ -19,7 +19,7 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use super::plans::{self, Plan};
-use super::{get_incident, log, Activation, ActivationStep, Incident, STEPS};
+use super::{get_incident, log, Activation, ActivationStep, Incident, Prepared, STEPS};
 use crate::error::{Result, StoreError};
 use crate::params;
 use crate::scope::Caller;
@@ -144,7 +144,8 @@ fn insert_incident(tx: &mut Tx, n: &NewIncident<'_>) -> Result<Uuid> {
 }
 
 /// Run every step for an incident that exists (status active), write the summary and one log
-/// line per step.
+/// line per step. `pre`: the people in scope read before this write, used when still current.
+#[allow(clippy::too_many_arguments)]
 fn run_steps(
     tx: &mut Tx,
     incident_id: Uuid,
@@ -153,8 +154,28 @@ fn run_steps(
     body: &PlanBody,
     exercise: bool,
     actor: Option<Uuid>,
+    pre: Option<Prepared>,
 ) -> Result<Json> {
-    let nodes = plans::subtree(tx.conn(), plan.node_id)?;
+    let started = std::time::Instant::now();
+    let (nodes, found) = match pre {
+        Some(p) if p.still_current(tx.conn(), plan.node_id)? => {
+            (p.nodes, std::cell::OnceCell::from(p.vulnerable))
+        }
+        other => {
+            if other.is_some() {
+                tracing::debug!("activation: people changed since prepared; read again");
+            }
+            (
+                plans::subtree(tx.conn(), plan.node_id)?,
+                std::cell::OnceCell::new(),
+            )
+        }
+    };
+    tracing::debug!(
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        prepared = found.get().is_some(),
+        "activation: scope"
+    );
     let a = Activation {
         incident_id,
         node_id: plan.node_id,
@@ -165,7 +186,7 @@ fn run_steps(
         at: tx.now(),
         actor,
         nodes: &nodes,
-        found: Default::default(),
+        found,
     };
     let mut summary = serde_json::Map::new();
     let all_started = std::time::Instant::now();
@@ -210,6 +231,58 @@ pub fn activate(
     plan_id: Uuid,
     opts: &ActivateOpts,
 ) -> Result<Incident> {
+    activate_prepared(tx, caller, plan_id, opts, None)
+}
+
+/// What to read before activating `plan_id` as `caller` ([`super::prepare`] for the plan's
+/// node), on a reader connection; `None` when the caller may not activate it (the write then
+/// answers why).
+pub fn prepare_activation(
+    conn: &mut dyn crate::Conn,
+    caller: &Caller,
+    plan_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<Prepared>> {
+    let Ok(plan) = plans::get_plan(conn, caller, plan_id, now) else {
+        return Ok(None);
+    };
+    if !caller
+        .reach(Permission::ActivatePlans)
+        .contains_node(conn, plan.node_id)?
+    {
+        return Ok(None);
+    }
+    super::prepare(conn, plan.node_id).map(Some)
+}
+
+/// What to read before confirming the pending incident `id` (see [`prepare_activation`]).
+pub fn prepare_confirm(
+    conn: &mut dyn crate::Conn,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Option<Prepared>> {
+    let Ok(i) = get_incident(conn, caller, id) else {
+        return Ok(None);
+    };
+    if i.status != "pending"
+        || !caller
+            .reach(Permission::ActivatePlans)
+            .contains_node(conn, i.node_id)?
+    {
+        return Ok(None);
+    }
+    super::prepare(conn, i.node_id).map(Some)
+}
+
+/// [`activate`] with the people in scope read before the write ([`prepare_activation`]); they
+/// are read again inside it if anything they came from changed since.
+pub fn activate_prepared(
+    tx: &mut Tx,
+    caller: &Caller,
+    plan_id: Uuid,
+    opts: &ActivateOpts,
+    pre: Option<Prepared>,
+) -> Result<Incident> {
     let now = tx.now();
     let plan = plans::get_plan(tx.conn(), caller, plan_id, now)?;
     if !caller
@@ -253,6 +326,7 @@ pub fn activate(
         &body,
         opts.exercise,
         caller.user_id,
+        pre,
     )?;
     get_incident(tx.conn(), &Caller::system(), id)
 }
@@ -273,6 +347,16 @@ pub struct TriggerInput {
 /// Start a plan from a trigger, as the platform. A trigger already seen for this plan, or a plan
 /// already running for its node, is a no-op (`None`).
 pub fn trigger(tx: &mut Tx, t: &TriggerInput) -> Result<Option<Incident>> {
+    trigger_prepared(tx, t, None)
+}
+
+/// [`trigger`] with the people in scope read before the write ([`super::prepare`] for the
+/// plan's node; used only when it runs at once and they are still current).
+pub fn trigger_prepared(
+    tx: &mut Tx,
+    t: &TriggerInput,
+    pre: Option<Prepared>,
+) -> Result<Option<Incident>> {
     let now = tx.now();
     let plan = plans::get_plan_unscoped(tx.conn(), t.plan_id, now)?;
     let (version_id, body) = current_body(tx, &plan)?;
@@ -308,7 +392,7 @@ pub fn trigger(tx: &mut Tx, t: &TriggerInput) -> Result<Option<Incident>> {
         log(tx, id, "triggered", "预案触发，待确认启动", Some(reference))?;
     } else {
         log(tx, id, "triggered", "预案触发，自动启动", Some(reference))?;
-        run_steps(tx, id, &plan, version_id, &body, false, None)?;
+        run_steps(tx, id, &plan, version_id, &body, false, None, pre)?;
     }
     get_incident(tx.conn(), &Caller::system(), id).map(Some)
 }
@@ -331,6 +415,16 @@ fn wrong_status(i: &Incident, action: &str) -> StoreError {
 
 /// Confirm a pending (triggered) incident: the steps run now, in this transaction.
 pub fn confirm(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<Incident> {
+    confirm_prepared(tx, caller, id, None)
+}
+
+/// [`confirm`] with the people in scope read before the write ([`prepare_confirm`]).
+pub fn confirm_prepared(
+    tx: &mut Tx,
+    caller: &Caller,
+    id: Uuid,
+    pre: Option<Prepared>,
+) -> Result<Incident> {
     let i = incident_for(tx, caller, id, Permission::ActivatePlans)?;
     if i.status != "pending" {
         return Err(wrong_status(&i, "be confirmed"));
@@ -373,6 +467,7 @@ pub fn confirm(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<Incident> {
         &body,
         i.exercise,
         caller.user_id,
+        pre,
     )?;
     get_incident(tx.conn(), &Caller::system(), id)
 }

@@ -93,6 +93,79 @@ impl Activation<'_> {
     }
 }
 
+/// What an activation reads before its write transaction ([`prepare`], on a reader
+/// connection): the node's subtree and its vulnerable people. The write uses them only when
+/// nothing they were read from has changed since ([`Prepared::still_current`], checked inside
+/// the write), else it reads them again itself: the activation sees the same people either way,
+/// and the writer (SQLite's only one) is not held while they are read.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub node_id: Uuid,
+    pub nodes: Vec<Uuid>,
+    pub vulnerable: Vec<InScope>,
+    /// The change-log position read before everything else: every change the reads saw is at
+    /// or below it, every change they did not see above it.
+    pub seen: i64,
+}
+
+/// The logged tables [`vulnerable_in`] and the subtree read (`nodes` also for the compounds).
+const PREPARED_FROM: &[&str] = &[
+    "nodes",
+    "vulnerable",
+    "people",
+    "households",
+    "dwellings",
+    "buildings",
+    "users",
+];
+
+/// Read, before the write, what an activation for `node_id` needs of the people in scope.
+pub fn prepare(conn: &mut dyn Conn, node_id: Uuid) -> Result<Prepared> {
+    let started = std::time::Instant::now();
+    // First: positions are taken under the counter row just before commit, so a change committed
+    // after this read has a larger position, and one before it is seen by the reads below.
+    let seen = conn.query_i64("SELECT last FROM log_counter WHERE id = 1", &[])?;
+    let nodes = plans::subtree(conn, node_id)?;
+    let vulnerable = vulnerable_in(conn, &nodes)?;
+    tracing::debug!(
+        rows = vulnerable.len(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "activation: prepared before the write"
+    );
+    Ok(Prepared {
+        node_id,
+        nodes,
+        vulnerable,
+        seen,
+    })
+}
+
+impl Prepared {
+    /// Inside the write: whether these reads still hold for `node_id` (no change to the tables
+    /// they came from was logged after [`Prepared::seen`]).
+    pub fn still_current(&self, conn: &mut dyn Conn, node_id: Uuid) -> Result<bool> {
+        if self.node_id != node_id {
+            return Ok(false);
+        }
+        let kinds = PREPARED_FROM
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let changed = conn
+            .query_one(
+                &format!(
+                    // `kind || ''`: walk the positions after `seen` (few), not the kind index
+                    // (SQLite would read every entry of those kinds).
+                    "SELECT 1 AS changed FROM change_log WHERE pos > $1 AND (kind || '') IN ({kinds}) LIMIT 1"
+                ),
+                &params![self.seen],
+            )?
+            .is_some();
+        Ok(!changed)
+    }
+}
+
 fn vulnerable_in(conn: &mut dyn Conn, nodes: &[Uuid]) -> Result<Vec<InScope>> {
     let d = conn.dialect();
     let rows = conn.query(
@@ -131,6 +204,28 @@ fn vulnerable_in(conn: &mut dyn Conn, nodes: &[Uuid]) -> Result<Vec<InScope>> {
             })
         })
         .collect()
+}
+
+/// Insert many new records of `table`, every column given (`rows` hold the values of `cols`):
+/// on PostgreSQL through the store's bulk path (binary `COPY`, no `RETURNING`; the write's
+/// change-log entries are staged the same way and moved into the log just before commit), on
+/// SQLite with `Tx::insert_many`'s multi-row statements. Either way each record gets the entry
+/// `Tx::insert` would give it (its after-image as stored), in this transaction.
+pub fn insert_all(tx: &mut Tx, table: &str, cols: &[&str], rows: &[Vec<Value>]) -> Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // Measured at 50,000 people (2026-12-04): on PostgreSQL the bulk path takes 536–568 ms
+    // where `insert_many` took 661–882; on SQLite its one-row statements were slower than the
+    // multi-row ones (welfare 32 vs 24 ms, campaigns 33 vs 21 ms at 20,000 people).
+    match tx.dialect() {
+        crate::Dialect::Postgres => {
+            // `0`: no index rebuild (that is for loads as large as the people table).
+            tx.bulk_begin(0)?;
+            tx.bulk_insert(table, cols, rows)
+        }
+        crate::Dialect::Sqlite => tx.insert_many(table, cols, rows),
+    }
 }
 
 /// One thing activation creates (and deactivation closes). Runs inside the activation's

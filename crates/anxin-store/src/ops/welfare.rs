@@ -716,6 +716,7 @@ impl ActivationStep for WelfareStep {
                 if f.helper.is_some() {
                     to_helpers += 1;
                 }
+                let none: Option<Uuid> = None;
                 vec![
                     tx.new_id().into(),
                     a.incident_id.into(),
@@ -726,16 +727,23 @@ impl ActivationStep for WelfareStep {
                     mask_name(&f.name).into(),
                     "open".into(),
                     level.into(),
+                    0i64.into(),
                     f.helper.into(),
                     due.into(),
+                    none.into(),
+                    Option::<DateTime<Utc>>::None.into(),
+                    none.into(),
                     "".into(),
                     "".into(),
+                    none.into(),
                     a.at.into(),
                     a.at.into(),
                 ]
             })
             .collect();
-        let n = tx.insert_many(
+        // Every column (the bulk path writes whole rows): the defaults spelled out.
+        let n = super::insert_all(
+            tx,
             "welfare_checks",
             &[
                 "id",
@@ -747,10 +755,15 @@ impl ActivationStep for WelfareStep {
                 "name_mask",
                 "status",
                 "level",
+                "escalations",
                 "assignee_user_id",
                 "due_at",
+                "recorded_by",
+                "recorded_at",
+                "moved_facility_id",
                 "moved_place",
                 "note",
+                "task_id",
                 "created_at",
                 "updated_at",
             ],

@@ -688,24 +688,35 @@ fn open_with(
             if helper.is_some() {
                 to_helpers += 1;
             }
+            let (none, never) = (Option::<Uuid>::None, Option::<DateTime<Utc>>::None);
             vec![
                 tx.new_id().into(),
                 c.id.into(),
                 c.node_id.into(),
                 (*h).into(),
                 (*community).into(),
+                none.into(),
                 "delivery".into(),
                 "reserved".into(),
                 c.quantity_per_household.into(),
+                Option::<Vec<u8>>::None.into(),
                 false.into(),
+                none.into(),
+                Option::<String>::None.into(),
                 (*helper).into(),
+                never.into(),
+                none.into(),
+                never.into(),
+                none.into(),
                 "".into(),
                 now.into(),
                 now.into(),
             ]
         })
         .collect();
-    let deliveries = tx.insert_many(
+    // Every column (an activation's district has thousands: the bulk path on PostgreSQL).
+    let deliveries = crate::ops::insert_all(
+        tx,
         "campaign_reservations",
         &[
             "id",
@@ -713,11 +724,19 @@ fn open_with(
             "node_id",
             "household_id",
             "community_id",
+            "slot_id",
             "kind",
             "status",
             "quantity",
+            "code_bidx",
             "on_behalf",
+            "actor",
+            "request_key",
             "assignee_user_id",
+            "redeemed_at",
+            "redeemed_by",
+            "delivered_at",
+            "delivered_by",
             "note",
             "created_at",
             "updated_at",
