@@ -482,25 +482,9 @@ async fn resolve(parts: &mut Parts, app: &App) -> Result<Session, AuthError> {
     let (s, caller, person) = match cached {
         Some(hit) => hit,
         None => {
-            // The generation before the read: a change committed while reading makes the entry
-            // stale at once.
-            let generation = app.store.auth_generation();
-            let found = app
-                .store
-                .read(move |c, _| {
-                    let Some(s) = accounts::session_by_token(c, &token)? else {
-                        return Ok(None);
-                    };
-                    let caller = Caller::load(c, s.user.id, now)?;
-                    let person = match s.person_id {
-                        Some(p) => accounts::linked_people(c, s.user.id)?
-                            .into_iter()
-                            .find(|l| l.person_id == p),
-                        None => None,
-                    };
-                    Ok(Some((s, caller, person)))
-                })
-                .await?;
+            // Read by the session reader, with the generation read before the read (a change
+            // committed while reading makes the entry stale at once).
+            let (generation, found) = app.sessions.load(&app.store, token, now).await?;
             let (s, caller, person) = found.ok_or_else(ApiError::unauthenticated)?;
             app.sessions
                 .put(key, generation, now, ttl, &s, &caller, &person);
@@ -562,9 +546,91 @@ async fn resolve(parts: &mut Parts, app: &App) -> Result<Session, AuthError> {
 ///
 /// Idleness and the disabled flag are still checked on every request, and the once-a-minute touch
 /// still writes `last_seen` (the entry then takes the new value).
+///
+/// Sessions that miss the cache are read by one **session reader** per app (a task started on
+/// first use): it takes every miss queued, up to [`SESSION_READ_BATCH`], and reads them all in one
+/// blocking read on one reader connection, instead of one blocking-pool hop, one thread switch
+/// and one cold page cache per request (a rush's first request of each phone misses: measured at
+/// a third of the server's CPU, `docs/BENCHMARKS.md`, "Reservation rush"). Each session is read
+/// exactly as before; should the reader be gone, the miss is read directly.
 #[derive(Debug, Default)]
 pub struct SessionCache {
     map: std::sync::Mutex<std::collections::HashMap<[u8; 32], CachedSession>>,
+    reader: std::sync::OnceLock<tokio::sync::mpsc::Sender<SessionMiss>>,
+}
+
+/// A session token that missed the cache, waiting for the session reader.
+#[derive(Debug)]
+struct SessionMiss {
+    token: String,
+    now: chrono::DateTime<chrono::Utc>,
+    done: tokio::sync::oneshot::Sender<Result<(u64, Option<Resolved>), StoreError>>,
+}
+
+/// Misses read in one blocking read, at most.
+const SESSION_READ_BATCH: usize = 256;
+
+/// One session as the guard needs it: the row, the caller's grants valid `now`, the chosen person.
+fn read_session(
+    c: &mut dyn anxin_store::Conn,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Resolved>, StoreError> {
+    let Some(s) = accounts::session_by_token(c, token)? else {
+        return Ok(None);
+    };
+    let caller = Caller::load(c, s.user.id, now)?;
+    let person = match s.person_id {
+        Some(p) => accounts::linked_people(c, s.user.id)?
+            .into_iter()
+            .find(|l| l.person_id == p),
+        None => None,
+    };
+    Ok(Some((s, caller, person)))
+}
+
+/// The session reader: batches of misses until the cache (its app) is dropped.
+async fn read_sessions(
+    store: anxin_store::Store,
+    mut rx: tokio::sync::mpsc::Receiver<SessionMiss>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < SESSION_READ_BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        // The generation before the read: a change committed while reading makes the entries
+        // stale at once.
+        let generation = store.auth_generation();
+        let asks: Vec<_> = batch
+            .iter_mut()
+            .map(|m| (std::mem::take(&mut m.token), m.now))
+            .collect();
+        let read = store
+            .read(move |c, _| {
+                Ok(asks
+                    .iter()
+                    .map(|(token, now)| read_session(c, token, *now))
+                    .collect::<Vec<_>>())
+            })
+            .await;
+        match read {
+            Ok(found) => {
+                for (m, f) in batch.into_iter().zip(found) {
+                    let _ = m.done.send(f.map(|f| (generation, f)));
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                for m in batch {
+                    let _ = m.done.send(Err(StoreError::Unavailable(e.clone())));
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -655,6 +721,36 @@ impl SessionCache {
                 filled_at: now,
             },
         );
+    }
+
+    /// Read the session of `token` (a miss) through the session reader; the generation is the
+    /// one read before the read, for [`SessionCache::put`].
+    async fn load(
+        &self,
+        store: &anxin_store::Store,
+        token: String,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(u64, Option<Resolved>), StoreError> {
+        let queue = self.reader.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * SESSION_READ_BATCH);
+            tokio::spawn(read_sessions(store.clone(), rx));
+            tx
+        });
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let miss = SessionMiss {
+            token: token.clone(),
+            now,
+            done,
+        };
+        if queue.send(miss).await.is_ok() {
+            if let Ok(found) = answer.await {
+                return found;
+            }
+        }
+        // The reader is gone (its runtime stopped): read directly.
+        let generation = store.auth_generation();
+        let found = store.read(move |c, _| read_session(c, &token, now)).await?;
+        Ok((generation, found))
     }
 
     /// The session was touched: keep its new `last_seen`.

@@ -1444,3 +1444,39 @@ both_stores!(
         assert!(app.sessions.is_empty());
     }
 );
+
+both_stores!(
+    session_reader_answers_each_miss_its_own,
+    |t: TestApp| async move {
+        // Residents' first requests all at once: their sessions miss the cache and are read
+        // together by the session reader; each request must act for its own household.
+        let w = world::build(t.store()).await;
+        let base = t.serve().await;
+        let worker = staff(&t, "worker_a", Role::CommunityWorker, Scope::Node(w.comm_a)).await;
+        let (id, _) = start(&base, &worker, mask_body(&w, 100, 100)).await;
+        let path = format!("/api/v1/campaigns/{id}/reservations");
+        let hs = households(&t, &w, 24).await;
+        let mut people = Vec::new();
+        for (k, (h, p)) in hs.iter().enumerate() {
+            people.push((*h, resident(&t, &format!("reader_{k}"), *p).await));
+        }
+        let cached = t.app.sessions.len();
+        let mut tasks = Vec::new();
+        for (h, u) in people {
+            let (base, path) = (base.clone(), path.clone());
+            tasks.push(tokio::spawn(async move {
+                let (s, a) = call(&base, &u, "POST", &path, Some(json!({}))).await;
+                (h, s, a)
+            }));
+        }
+        for task in tasks {
+            let (h, s, a) = task.await.unwrap();
+            assert_eq!(s, 201, "{a}");
+            assert_eq!(a["household_id"], h.to_string(), "another's session: {a}");
+        }
+        assert!(
+            t.app.sessions.len() >= cached + 24,
+            "every session read was cached"
+        );
+    }
+);
