@@ -960,6 +960,30 @@ mod trusted_sender {
             b["issued_at"].is_null(),
             "an import never goes out by itself"
         );
+        assert_eq!(b["trust"], "sender_listed", "{b}");
+
+        // Issued by a person, then updated: the new version keeps how its sender was judged.
+        let id = b["id"].as_str().unwrap().to_owned();
+        let (s, b) = call(
+            &base,
+            &worker,
+            "POST",
+            &format!("/api/v1/warnings/{id}/issue"),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        let (s, u) = call(
+            &base,
+            &worker,
+            "POST",
+            &format!("/api/v1/warnings/{id}/update"),
+            Some(json!({"level": "orange", "change_summary": "降为橙色预警"})),
+        )
+        .await;
+        assert_eq!(s, 200, "{u}");
+        assert_eq!(u["warning"]["version"], 2, "{u}");
+        assert_eq!(u["warning"]["trust"], "sender_listed", "{u}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -873,6 +873,8 @@ fn new_version(
             ("change_summary", summary.to_owned().into()),
             ("source", old.source.clone().into()),
             ("sender", old.sender.clone().into()),
+            // How an imported original's sender was judged holds for its updates too.
+            ("trust", old.trust.clone().into()),
             ("cap_identifier", format!("anxin-{id}").into()),
             ("created_by", caller.user_id.into()),
             ("approved_by", old.approved_by.into()),
