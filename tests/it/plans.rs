@@ -161,15 +161,19 @@ async fn facility_status(t: &TestApp, id: Uuid) -> String {
 
 /// Person A1 becomes vulnerable (a welfare check at activation).
 async fn vulnerable_a1(t: &TestApp, w: &World) {
-    let p = w.person_a1;
+    make_vulnerable(t, w.person_a1, "elderly_alone").await;
+}
+
+/// `person` becomes vulnerable in `category`, with no smartphone and no helper.
+async fn make_vulnerable(t: &TestApp, person: Uuid, category: &'static str) {
     t.store()
         .write(WriteCtx::system("vulnerable"), move |tx| {
             anxin_store::people::add_vulnerable(
                 tx,
                 &Caller::system(),
                 &anxin_store::people::VulnerableInput {
-                    person_id: p,
-                    category: "elderly_alone".into(),
+                    person_id: person,
+                    category: category.into(),
                     helper_user_id: None,
                     contact_channel: "no_smartphone".into(),
                     notes: None,
@@ -1041,24 +1045,7 @@ both_stores!(
         // change in the log, reads again and checks both.
         let pre = prepare().await;
         assert_eq!(pre.vulnerable.len(), 1);
-        let p = w.person_a1n;
-        t.store()
-            .write(WriteCtx::system("vulnerable"), move |tx| {
-                anxin_store::people::add_vulnerable(
-                    tx,
-                    &Caller::system(),
-                    &anxin_store::people::VulnerableInput {
-                        person_id: p,
-                        category: "disabled".into(),
-                        helper_user_id: None,
-                        contact_channel: "no_smartphone".into(),
-                        notes: None,
-                    },
-                )
-                .map(drop)
-            })
-            .await
-            .unwrap();
+        make_vulnerable(&t, w.person_a1n, "disabled").await;
         let i = activate(pre).await;
         assert_eq!(i.summary["welfare"]["checks"], json!(2), "{}", i.summary);
         assert_eq!(
