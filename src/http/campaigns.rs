@@ -504,13 +504,16 @@ async fn assign(
     b: Result<Json<DeliveryAssignInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let input = body(b)?;
-    Ok(Json(
-        staff
-            .store_write(&app, move |tx, caller| {
-                sc::assign_delivery(tx, caller, id, &input)
-            })
-            .await?,
-    ))
+    let (order, before) = staff
+        .store_write(&app, move |tx, caller| {
+            sc::assign_delivery(tx, caller, id, &input)
+        })
+        .await?;
+    // A new assignee is told after commit (never failing the request).
+    if let Some(user) = order.assignee_user_id.filter(|u| Some(*u) != before) {
+        crate::supplies::notices::after_assign(&app, order.campaign_id, user).await;
+    }
+    Ok(Json(order))
 }
 
 /// Mark a delivery order delivered, with a note (its assignee, or a worker).

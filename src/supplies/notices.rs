@@ -303,20 +303,9 @@ pub async fn campaign_opened(app: &App, id: Uuid) -> anyhow::Result<Report> {
             Ok(out)
         })
         .await?;
-    let name = title(&c, exercise);
     let items: Vec<Outgoing> = assignees
         .into_iter()
-        .map(|((phone, mask), n)| Outgoing {
-            channel: ChannelKind::Sms,
-            recipient: phone,
-            recipient_mask: mask,
-            template_id: DELIVERIES_TEMPLATE.to_owned(),
-            params: params(&[
-                ("campaign", name.clone()),
-                ("node", c.node_name.clone()),
-                ("count", n.to_string()),
-            ]),
-        })
+        .map(|(phone, n)| deliveries_message(&c, exercise, phone, n))
         .collect();
     let before = report.messages;
     record(app, DELIVERIES_TEMPLATE, items, &mut report).await;
@@ -330,6 +319,60 @@ pub async fn campaign_opened(app: &App, id: Uuid) -> anyhow::Result<Report> {
         "campaign opening notices recorded"
     );
     Ok(report)
+}
+
+/// An assignee's [`DELIVERIES_TEMPLATE`] SMS: `count` households of campaign `c` wait for them
+/// (`phone`: the duty phone and its mask).
+fn deliveries_message(
+    c: &Campaign,
+    exercise: bool,
+    (phone, mask): (String, String),
+    count: i64,
+) -> Outgoing {
+    Outgoing {
+        channel: ChannelKind::Sms,
+        recipient: phone,
+        recipient_mask: mask,
+        template_id: DELIVERIES_TEMPLATE.to_owned(),
+        params: params(&[
+            ("campaign", title(c, exercise)),
+            ("node", c.node_name.clone()),
+            ("count", count.to_string()),
+        ]),
+    }
+}
+
+/// A delivery order assigned by hand to `user`: they get one message (the opening's
+/// [`DELIVERIES_TEMPLATE`], one household) on their duty phone, as the assignees at opening do.
+pub async fn delivery_assigned(app: &App, campaign: Uuid, user: Uuid) -> anyhow::Result<Report> {
+    let (c, _) = app
+        .store
+        .read(move |conn, _| sc::notice_campaign(conn, campaign))
+        .await?;
+    let mut report = Report::default();
+    if c.status != "open" {
+        return Ok(report);
+    }
+    let exercise = exercise(app, &c).await?;
+    let node = c.node_id;
+    let phone = app
+        .store
+        .read(move |conn, env| sc::account_phone(conn, env, user, node))
+        .await?;
+    let items: Vec<Outgoing> = phone
+        .into_iter()
+        .map(|phone| deliveries_message(&c, exercise, phone, 1))
+        .collect();
+    record(app, DELIVERIES_TEMPLATE, items, &mut report).await;
+    report.assignees = report.messages;
+    Ok(report)
+}
+
+/// After a delivery order was assigned by hand: [`delivery_assigned`], errors logged.
+pub async fn after_assign(app: &App, campaign: Uuid, user: Uuid) {
+    if let Err(e) = delivery_assigned(app, campaign, user).await {
+        tracing::warn!(campaign = %campaign, error = %format!("{e:#}"), "delivery assignment notice not sent");
+    }
 }
 
 /// After a campaign was opened by hand (the API and the pages): [`campaign_opened`], errors

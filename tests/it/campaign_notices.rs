@@ -99,6 +99,19 @@ async fn sent(t: &TestApp, g: &Gateway) -> Vec<Sms> {
     g.take()
 }
 
+/// Assign delivery order `order` to `user` (or nobody) as `worker`.
+async fn assign(base: &str, worker: &world::User, order: &str, user: Value) {
+    let (s, b) = call(
+        base,
+        worker,
+        "POST",
+        &format!("/api/v1/delivery-orders/{order}/assign"),
+        Some(json!({ "user_id": user })),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+}
+
 /// The SMS of `template`, by phone (the last 11 digits), sorted.
 fn to_of(sms: &[Sms], template: &str) -> Vec<String> {
     let mut v: Vec<String> = sms
@@ -385,6 +398,38 @@ both_backends!(
         assert_eq!(wx[0].template, "campaign_open");
         // Nothing more is sent later: the opening was told once.
         assert!(sent(&t, &g).await.is_empty());
+
+        // An order re-assigned by hand: the new assignee is told of one household; assigning it
+        // to the person who already has it, or to nobody, tells nobody.
+        let (_, list) = call(
+            &base,
+            &worker,
+            "GET",
+            &format!("/api/v1/campaigns/{id}/reservations?kind=delivery&status=reserved"),
+            None,
+        )
+        .await;
+        let order = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["assignee_user_id"] == json!(helper_v))
+            .unwrap_or_else(|| panic!("an order of helper_v: {list}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assign(&base, &worker, &order, json!(helper_w)).await;
+        let sms = sent(&t, &g).await;
+        assert_eq!(
+            to_of(&sms, "campaign_deliveries"),
+            vec!["13600000010"],
+            "{sms:?}"
+        );
+        assert_eq!(sms.len(), 1, "{sms:?}");
+        assert_eq!(sms[0].params["count"], "1", "{sms:?}");
+        assign(&base, &worker, &order, json!(helper_w)).await;
+        assign(&base, &worker, &order, Value::Null).await;
+        assert!(sent(&t, &g).await.is_empty(), "nobody new: nobody told");
 
         // The pages of the household read are the same households, however small the page.
         let cid: Uuid = id.parse().unwrap();

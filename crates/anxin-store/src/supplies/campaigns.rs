@@ -1869,13 +1869,16 @@ fn load_order(conn: &mut dyn Conn, id: Uuid) -> Result<CampaignReservation> {
 }
 
 /// Assign a delivery order (needs `RunCampaigns` over the campaign).
+///
+/// Returns the order as it now is and its assignee before (the caller tells a new assignee).
 pub fn assign_delivery(
     tx: &mut Tx,
     caller: &Caller,
     id: Uuid,
     i: &DeliveryAssignInput,
-) -> Result<CampaignReservation> {
+) -> Result<(CampaignReservation, Option<Uuid>)> {
     let o = load_order(tx.conn(), id)?;
+    let before = o.assignee_user_id;
     let c = get(tx.conn(), caller, o.campaign_id)?;
     if o.status != "reserved" {
         return Err(conflict("campaign.delivery_done"));
@@ -1898,7 +1901,7 @@ pub fn assign_delivery(
             ("updated_at", now.into()),
         ],
     )?;
-    load_order(tx.conn(), id)
+    Ok((load_order(tx.conn(), id)?, before))
 }
 
 /// Mark a delivery order delivered: its assignee, or a worker with `RunCampaigns` there.
