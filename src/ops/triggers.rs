@@ -115,7 +115,7 @@ pub async fn activate(
     let i = app
         .store
         .write(ctx, move |tx| {
-            activation::activate_prepared(tx, &caller, plan_id, &opts, pre)
+            activation::activate(tx, &caller, plan_id, &opts, pre)
         })
         .await?;
     let committed = started.elapsed();
@@ -141,9 +141,7 @@ pub async fn confirm(app: &App, caller: Caller, ctx: WriteCtx, id: Uuid) -> Resu
         });
     let i = app
         .store
-        .write(ctx, move |tx| {
-            activation::confirm_prepared(tx, &caller, id, pre)
-        })
+        .write(ctx, move |tx| activation::confirm(tx, &caller, id, pre))
         .await?;
     after_activation(app, &i).await;
     Ok(i)
@@ -183,9 +181,7 @@ async fn start(
         };
         let r = app
             .store
-            .write(ctx.clone(), move |tx| {
-                activation::trigger_prepared(tx, &t2, pre)
-            })
+            .write(ctx.clone(), move |tx| activation::trigger(tx, &t2, pre))
             .await;
         let r = match r {
             Err(e) if !pending => {
@@ -197,7 +193,7 @@ async fn start(
                     ..t.clone()
                 };
                 app.store
-                    .write(ctx, move |tx| activation::trigger(tx, &t3))
+                    .write(ctx, move |tx| activation::trigger(tx, &t3, None))
                     .await
             }
             other => other,

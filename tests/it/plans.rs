@@ -52,7 +52,7 @@ pub async fn a1(
                 },
             )?;
             plans::adopt(tx, &sys, v.id)?;
-            let i = activation::activate(tx, &sys, p.id, &ActivateOpts::default())?;
+            let i = activation::activate(tx, &sys, p.id, &ActivateOpts::default(), None)?;
             let task: Uuid = tx
                 .query_one(
                     "SELECT id FROM incident_tasks WHERE incident_id = $1",
@@ -1034,7 +1034,7 @@ both_stores!(
             async move {
                 s.write(WriteCtx::system("activate"), move |tx| {
                     let opts = ActivateOpts::default();
-                    activation::activate_prepared(tx, &Caller::system(), plan, &opts, Some(pre))
+                    activation::activate(tx, &Caller::system(), plan, &opts, Some(pre))
                 })
                 .await
                 .unwrap()

@@ -36,39 +36,7 @@ async fn user_id(store: &Store, username: &str) -> Uuid {
 async fn owner_in(store: &Store, node: Uuid, name: String) -> Uuid {
     store
         .write(WriteCtx::system("risks-owner"), move |tx| {
-            use anxin_domain::roles::Validity;
-            use anxin_store::accounts::{self, NewGrant, NewUser, UserKind};
-            let sys = Caller::system();
-            let u = accounts::create_user(
-                tx,
-                &sys,
-                &NewUser {
-                    kind: UserKind::Staff,
-                    username: Some(name.clone()),
-                    display_name: name,
-                    password_hash: Some(
-                        anxin_crypto::hash_password_with(
-                            "risk-Owner-2026",
-                            &anxin_crypto::PasswordHasherConfig::INSECURE_FAST_FOR_TESTS,
-                        )
-                        .unwrap(),
-                    ),
-                    phone: None,
-                },
-            )?;
-            let now = tx.now();
-            accounts::create_grant(
-                tx,
-                &sys,
-                u.id,
-                &NewGrant {
-                    role: Role::CommunityWorker,
-                    scope: Scope::Node(node),
-                    validity: Validity::starting(now - chrono::Duration::days(1)),
-                    source_ref: None,
-                },
-            )?;
-            Ok(u.id)
+            world::create_staff(tx, &name, Role::CommunityWorker, node)
         })
         .await
         .unwrap()

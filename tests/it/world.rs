@@ -441,9 +441,49 @@ pub async fn supplies_a1(
     m
 }
 
-/// A staff account (password `duty-Pass-2026`) with one grant of `role` at `node`, in force
-/// since yesterday, and a duty (`duty`, e.g. 物资管理) there with its phone: who the notices
-/// that go to a node's duty phones reach.
+/// Inside `tx`: a staff account `name` (password `staff-Pass-2026`) with one grant of `role` at
+/// `node`, in force since yesterday.
+pub fn create_staff(
+    tx: &mut anxin_store::Tx,
+    name: &str,
+    role: Role,
+    node: Uuid,
+) -> anxin_store::Result<Uuid> {
+    let sys = Caller::system();
+    let u = accounts::create_user(
+        tx,
+        &sys,
+        &NewUser {
+            kind: UserKind::Staff,
+            username: Some(name.to_owned()),
+            display_name: name.to_owned(),
+            password_hash: Some(
+                anxin_crypto::hash_password_with(
+                    "staff-Pass-2026",
+                    &anxin_crypto::PasswordHasherConfig::INSECURE_FAST_FOR_TESTS,
+                )
+                .unwrap(),
+            ),
+            phone: None,
+        },
+    )?;
+    let now = tx.now();
+    accounts::create_grant(
+        tx,
+        &sys,
+        u.id,
+        &NewGrant {
+            role,
+            scope: Scope::Node(node),
+            validity: Validity::starting(now - chrono::Duration::days(1)),
+            source_ref: None,
+        },
+    )?;
+    Ok(u.id)
+}
+
+/// A staff account ([`create_staff`]) with a duty (`duty`, e.g. 物资管理) at `node` and its
+/// phone: who the notices that go to a node's duty phones reach.
 pub async fn staff_on_duty(
     store: &Store,
     name: &str,
@@ -455,48 +495,19 @@ pub async fn staff_on_duty(
     let (name, duty, phone) = (name.to_owned(), duty.to_owned(), phone.to_owned());
     store
         .write(WriteCtx::system("staff-on-duty"), move |tx| {
-            let sys = Caller::system();
-            let u = accounts::create_user(
-                tx,
-                &sys,
-                &NewUser {
-                    kind: UserKind::Staff,
-                    username: Some(name.clone()),
-                    display_name: name.clone(),
-                    password_hash: Some(
-                        anxin_crypto::hash_password_with(
-                            "duty-Pass-2026",
-                            &anxin_crypto::PasswordHasherConfig::INSECURE_FAST_FOR_TESTS,
-                        )
-                        .unwrap(),
-                    ),
-                    phone: None,
-                },
-            )?;
-            let now = tx.now();
-            accounts::create_grant(
-                tx,
-                &sys,
-                u.id,
-                &NewGrant {
-                    role,
-                    scope: Scope::Node(node),
-                    validity: Validity::starting(now - chrono::Duration::days(1)),
-                    source_ref: None,
-                },
-            )?;
+            let id = create_staff(tx, &name, role, node)?;
             anxin_store::places::create_duty(
                 tx,
-                &sys,
+                &Caller::system(),
                 &anxin_store::places::NewDuty::parse(anxin_store::places::DutyInput {
                     node_id: Some(node),
                     duty: Some(duty),
                     responsible: Some(name),
-                    user_id: Some(u.id),
+                    user_id: Some(id),
                     phone: Some(phone),
                 })?,
             )?;
-            Ok(u.id)
+            Ok(id)
         })
         .await
         .unwrap()

@@ -223,17 +223,6 @@ fn run_steps(
     Ok(summary)
 }
 
-/// Activate a plan by hand (or as a drill): the incident and everything the steps create, in
-/// the caller's transaction.
-pub fn activate(
-    tx: &mut Tx,
-    caller: &Caller,
-    plan_id: Uuid,
-    opts: &ActivateOpts,
-) -> Result<Incident> {
-    activate_prepared(tx, caller, plan_id, opts, None)
-}
-
 /// What to read before activating `plan_id` as `caller` ([`super::prepare`] for the plan's
 /// node), on a reader connection; `None` when the caller may not activate it (the write then
 /// answers why).
@@ -274,9 +263,10 @@ pub fn prepare_confirm(
     super::prepare(conn, i.node_id).map(Some)
 }
 
-/// [`activate`] with the people in scope read before the write ([`prepare_activation`]); they
-/// are read again inside it if anything they came from changed since.
-pub fn activate_prepared(
+/// Activate a plan by hand (or as a drill): the incident and everything the steps create, in
+/// the caller's transaction. `pre`: the people in scope read before the write
+/// ([`prepare_activation`]), read again inside it if anything they came from changed since.
+pub fn activate(
     tx: &mut Tx,
     caller: &Caller,
     plan_id: Uuid,
@@ -345,18 +335,10 @@ pub struct TriggerInput {
 }
 
 /// Start a plan from a trigger, as the platform. A trigger already seen for this plan, or a plan
-/// already running for its node, is a no-op (`None`).
-pub fn trigger(tx: &mut Tx, t: &TriggerInput) -> Result<Option<Incident>> {
-    trigger_prepared(tx, t, None)
-}
-
-/// [`trigger`] with the people in scope read before the write ([`super::prepare`] for the
-/// plan's node; used only when it runs at once and they are still current).
-pub fn trigger_prepared(
-    tx: &mut Tx,
-    t: &TriggerInput,
-    pre: Option<Prepared>,
-) -> Result<Option<Incident>> {
+/// already running for its node, is a no-op (`None`). `pre`: the people in scope read before the
+/// write ([`super::prepare`] for the plan's node; used only when it runs at once and they are
+/// still current).
+pub fn trigger(tx: &mut Tx, t: &TriggerInput, pre: Option<Prepared>) -> Result<Option<Incident>> {
     let now = tx.now();
     let plan = plans::get_plan_unscoped(tx.conn(), t.plan_id, now)?;
     let (version_id, body) = current_body(tx, &plan)?;
@@ -413,18 +395,9 @@ fn wrong_status(i: &Incident, action: &str) -> StoreError {
     )
 }
 
-/// Confirm a pending (triggered) incident: the steps run now, in this transaction.
-pub fn confirm(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<Incident> {
-    confirm_prepared(tx, caller, id, None)
-}
-
-/// [`confirm`] with the people in scope read before the write ([`prepare_confirm`]).
-pub fn confirm_prepared(
-    tx: &mut Tx,
-    caller: &Caller,
-    id: Uuid,
-    pre: Option<Prepared>,
-) -> Result<Incident> {
+/// Confirm a pending (triggered) incident: the steps run now, in this transaction. `pre`: the
+/// people in scope read before the write ([`prepare_confirm`]).
+pub fn confirm(tx: &mut Tx, caller: &Caller, id: Uuid, pre: Option<Prepared>) -> Result<Incident> {
     let i = incident_for(tx, caller, id, Permission::ActivatePlans)?;
     if i.status != "pending" {
         return Err(wrong_status(&i, "be confirmed"));
