@@ -942,39 +942,11 @@ async fn staff_session(
     role: Role,
     scope: anxin_domain::Scope,
 ) -> (String, String) {
-    use anxin_store::accounts::{self, NewGrant, NewUser, UserKind};
-    let now = anxin_domain::Clock::now(&t.clock);
+    use anxin_store::accounts;
     t.store()
         .write(WriteCtx::system("places-http"), move |tx| {
-            let sys = Caller::system();
-            let hash = anxin_crypto::hash_password_with(
-                "places-Pass-2026",
-                &anxin_crypto::PasswordHasherConfig::INSECURE_FAST_FOR_TESTS,
-            )
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-            let u = accounts::create_user(
-                tx,
-                &sys,
-                &NewUser {
-                    kind: UserKind::Staff,
-                    username: Some(name.to_owned()),
-                    display_name: name.to_owned(),
-                    password_hash: Some(hash),
-                    phone: None,
-                },
-            )?;
-            accounts::create_grant(
-                tx,
-                &sys,
-                u.id,
-                &NewGrant {
-                    role,
-                    scope,
-                    validity: anxin_domain::Validity::starting(now),
-                    source_ref: None,
-                },
-            )?;
-            let s = accounts::create_session(tx, u.id, None, true, None)?;
+            let id = crate::world::create_staff(tx, name, role, scope)?;
+            let s = accounts::create_session(tx, id, None, true, None)?;
             Ok((format!("anxin_session={}", s.token), s.csrf))
         })
         .await

@@ -36,7 +36,7 @@ async fn user_id(store: &Store, username: &str) -> Uuid {
 async fn owner_in(store: &Store, node: Uuid, name: String) -> Uuid {
     store
         .write(WriteCtx::system("risks-owner"), move |tx| {
-            world::create_staff(tx, &name, Role::CommunityWorker, node)
+            world::create_staff(tx, &name, Role::CommunityWorker, Scope::Node(node))
         })
         .await
         .unwrap()

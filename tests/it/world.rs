@@ -441,13 +441,13 @@ pub async fn supplies_a1(
     m
 }
 
-/// Inside `tx`: a staff account `name` (password `staff-Pass-2026`) with one grant of `role` at
-/// `node`, in force since yesterday.
+/// Inside `tx`: a staff account `name` (password `staff-Pass-2026`) with one grant of `role` in
+/// `scope`, in force since yesterday.
 pub fn create_staff(
     tx: &mut anxin_store::Tx,
     name: &str,
     role: Role,
-    node: Uuid,
+    scope: Scope,
 ) -> anxin_store::Result<Uuid> {
     let sys = Caller::system();
     let u = accounts::create_user(
@@ -474,7 +474,7 @@ pub fn create_staff(
         u.id,
         &NewGrant {
             role,
-            scope: Scope::Node(node),
+            scope,
             validity: Validity::starting(now - chrono::Duration::days(1)),
             source_ref: None,
         },
@@ -495,7 +495,7 @@ pub async fn staff_on_duty(
     let (name, duty, phone) = (name.to_owned(), duty.to_owned(), phone.to_owned());
     store
         .write(WriteCtx::system("staff-on-duty"), move |tx| {
-            let id = create_staff(tx, &name, role, node)?;
+            let id = create_staff(tx, &name, role, Scope::Node(node))?;
             anxin_store::places::create_duty(
                 tx,
                 &Caller::system(),
