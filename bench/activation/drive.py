@@ -16,6 +16,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "common"))
+from copies import copy_rows  # noqa: E402
 
 
 def main():
@@ -134,78 +138,28 @@ def where(t, cols_of, incident, param):
 def anchor(database, incident, with_log=False):
     if database.startswith("sqlite://"):
         import sqlite3
-        path = database[len("sqlite://"):]
-        db = sqlite3.connect(path, isolation_level=None, timeout=60)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
+        db = sqlite3.connect(database[len("sqlite://"):], timeout=60)
         names = [r[0] for r in db.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'bench_%'")]
         cols_of = {n: [r[1] for r in db.execute(f"PRAGMA table_info({n})")] for n in names}
-        tables = ["incidents"] + tables_with_incident(cols_of) + (["change_log"] if with_log else [])
-        ddl = []
-        for t in tables:
-            for (sql,) in db.execute(
-                    "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
-                    "ORDER BY type DESC", (t,)):
-                ddl.append(sql.replace(f" {t} ", f" bench_{t} ", 1)
-                              .replace(f" ON {t} ", f" ON bench_{t} ")
-                              .replace(f"INDEX {t}", f"INDEX bench_{t}")
-                              .replace(f'"{t}"', f"bench_{t}"))
-        for t in tables:
-            db.execute(f"DROP TABLE IF EXISTS bench_{t}")
-        for d in ddl:
-            # Foreign keys point at the real tables; the copies keep them (same checks).
-            db.execute(d.replace("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX IF NOT EXISTS ")
-                        .replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS "))
-        n = sum(db.execute(f"SELECT count(*) FROM {t} WHERE {where(t, cols_of, incident, '?')}",
-                           (incident,)).fetchone()[0]
-                for t in tables)
-        t0 = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        for t in tables:
-            db.execute(f"INSERT INTO bench_{t} SELECT * FROM {t} WHERE {where(t, cols_of, incident, '?')}",
-                       (incident,))
-        db.execute("COMMIT")
-        ms = (time.perf_counter() - t0) * 1000
-        for t in tables:
-            db.execute(f"DROP TABLE bench_{t}")
+        db.close()
+        tables = ["incidents"] + tables_with_incident(cols_of)
     else:
-        url = database
-        q = lambda sql: subprocess.run(["psql", "-qAtX", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
-                                       check=True, capture_output=True, text=True).stdout
         cols_of = {}
-        for line in q("SELECT table_name, column_name FROM information_schema.columns "
-                      "WHERE column_name IN ('incident_id', 'campaign_id') "
-                      "AND table_schema = current_schema()").split():
+        out = subprocess.run(
+            ["psql", "-qAtX", "-v", "ON_ERROR_STOP=1", database, "-c",
+             "SELECT table_name, column_name FROM information_schema.columns "
+             "WHERE column_name IN ('incident_id', 'campaign_id') "
+             "AND table_schema = current_schema()"],
+            check=True, capture_output=True, text=True).stdout
+        for line in out.split():
             t, c = line.split("|")
             cols_of.setdefault(t, []).append(c)
         cols_of["incidents"] = ["id"]
-        tables = (["incidents"] + [t for t in tables_with_incident(cols_of) if t != "incidents"]
-                  + (["change_log"] if with_log else []))
-        setup = "".join(f"DROP TABLE IF EXISTS bench_{t}; CREATE TABLE bench_{t} (LIKE {t} INCLUDING ALL);"
-                        for t in tables)
-        # LIKE … INCLUDING ALL copies no foreign keys: add the originals' (pointing at the real
-        # tables, as on SQLite), so the copies check what the real tables check.
-        fks = q("SELECT conrelid::regclass::text || '|' || pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace")
-        for line in fks.splitlines():
-            t, d = line.split("|", 1)
-            if t in tables:
-                setup += f"ALTER TABLE bench_{t} ADD {d};"
-        q(setup)
-        script = ["\\timing on", "BEGIN;"]
-        n = 0
-        for t in tables:
-            w = where(t, cols_of, incident, f"'{incident}'")
-            cnt = int(q(f"SELECT count(*) FROM {t} WHERE {w}"))
-            n += cnt
-            script.append(f"INSERT INTO bench_{t} SELECT * FROM {t} WHERE {w};")
-        script.append("COMMIT;")
-        out = subprocess.run(["psql", "-qX", "-v", "ON_ERROR_STOP=1", url], input="\n".join(script),
-                             check=True, capture_output=True, text=True).stdout
-        ms = sum(float(l.split()[1]) for l in out.splitlines() if l.startswith("Time:"))
-        q("".join(f"DROP TABLE bench_{t};" for t in tables))
+        tables = ["incidents"] + [t for t in tables_with_incident(cols_of) if t != "incidents"]
+    if with_log:
+        tables.append("change_log")
+    ms, n = copy_rows(database, [(t, where(t, cols_of, incident, f"'{incident}'")) for t in tables])
     tag = "anchor_log" if with_log else "anchor"
     print(f"{tag}_ms={ms:.0f} {tag}_rows={n} {tag}_tables={','.join(tables)}")
 
