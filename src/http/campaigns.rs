@@ -195,8 +195,9 @@ async fn open(
         .store
         .write(staff.write_ctx(), move |tx| sc::open(tx, &caller, id))
         .await?;
-    // The households in scope and the delivery assignees are told after commit.
-    crate::supplies::notices::after_open(&app, id).await;
+    // The households in scope and the delivery assignees are told by the notices job the
+    // opening enqueued (supplies::notices).
+    app.jobs.kick();
     Ok(Json(r))
 }
 
@@ -252,8 +253,8 @@ async fn draw(
         .store
         .write(staff.write_ctx(), move |tx| sc::draw(tx, &caller, id))
         .await?;
-    // Winners and the others are told after commit.
-    crate::supplies::notices::after_draw(&app, id).await;
+    // The applicants are told by the notices job the draw enqueued.
+    app.jobs.kick();
     Ok(Json(r))
 }
 

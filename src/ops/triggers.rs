@@ -31,8 +31,9 @@ pub const TEMPLATE: &str = "incident_tasks";
 /// Failures are logged; the activation stands.
 pub async fn after_activation(app: &App, i: &Incident) {
     notify_assignees(app, i).await;
-    // The distribution campaigns it opened reach their households and delivery assignees.
-    crate::supplies::notices::after_activation(app, i).await;
+    // The distribution campaigns it opened reach their households and delivery assignees:
+    // their notices jobs were enqueued by the activation's write.
+    app.jobs.kick();
     if i.status == "active" {
         if let Err(e) = crate::ops::welfare::notify_callouts(app, i.id).await {
             tracing::warn!(incident = %i.id, error = %e, "call-out messages not queued");

@@ -80,10 +80,11 @@ impl Jobs {
         }
     }
 
-    /// The platform's own jobs: retention, nightly at 03:00.
+    /// The platform's own jobs: retention, nightly at 03:00; campaign notices.
     pub fn standard() -> Self {
         let j = Self::new();
         crate::platform::retention::register(&j);
+        crate::supplies::notices::register(&j);
         j
     }
 

@@ -873,7 +873,8 @@ impl std::fmt::Debug for Outgoing {
     }
 }
 
-fn checked(app: &App, o: Outgoing) -> anyhow::Result<NewNotification> {
+/// An outgoing message checked against its template and recipient rules, ready to record.
+pub(crate) fn checked(app: &App, o: Outgoing) -> anyhow::Result<NewNotification> {
     let t =
         template(&o.template_id).ok_or_else(|| TemplateError::Unknown(o.template_id.clone()))?;
     render(t, o.channel, &o.params)?;

@@ -37,7 +37,8 @@ pub async fn tick(app: &App) -> anyhow::Result<Report> {
             Ok(Some(d)) => {
                 report.drawn += 1;
                 tracing::info!(campaign = %id, winners = d.winners, lost = d.lost, seed = %d.seed, "lottery drawn");
-                crate::supplies::notices::after_draw(app, id).await;
+                // The draw enqueued its notices job.
+                app.jobs.kick();
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(campaign = %id, error = %e, "lottery draw failed"),

@@ -1,5 +1,11 @@
-//! Notices of distribution campaigns and provider orders (issue 7), sent after the write that
-//! caused them commits; a failure is logged and never fails that write's request.
+//! Notices of distribution campaigns and provider orders (issue 7). A failure is logged and
+//! never fails the write that caused the notice.
+//!
+//! Opening and drawing a campaign enqueue a durable job ([`sc::NOTICES_JOB`]) in their own
+//! write; [`run_notices`] handles it on a job worker: the request answers at once, a server that
+//! stops after the commit still sends the notices, and each page of messages is recorded in one
+//! write with the job's progress, so a job taken over by another worker goes on where it
+//! stopped and tells nobody twice. The other notices are recorded right after their write.
 //!
 //! - **A campaign opened** (by a worker, or by a plan's activation): every household it is
 //!   offered to (its node's subtree, narrowed to its compounds; all households, or those with a
@@ -9,8 +15,8 @@
 //!   delivery order. One message per household and channel: an SMS to one phone of the household
 //!   (the head's, else a member's), and an e-mail / WeChat message when a member registered their
 //!   own verified channel (at most one of each per household). Households are read a page at a
-//!   time ([`PAGE`]) and each page is recorded with one `notify::enqueue_many`, so a district's
-//!   ~40,000 households never hold a write for long. Campaigns of an exercise (演练) tell no
+//!   time ([`PAGE`]) and each page is recorded in one write, so a district's ~40,000 households
+//!   never hold a write for long. Campaigns of an exercise (演练) tell no
 //!   residents.
 //! - **Delivery orders**: each assignee of the opening's delivery orders gets one SMS
 //!   ([`DELIVERIES_TEMPLATE`]) saying how many households wait, to their duty phone, volunteer
@@ -28,14 +34,20 @@
 
 use std::collections::BTreeMap;
 
-use anxin_store::ops::Incident;
 use anxin_store::supplies::campaigns::{self as sc, Campaign, CampaignSlot, HouseholdContact};
 use anxin_store::supplies::providers::{self as pv, Order, Step};
 use anxin_store::supplies::reserves as store_reserves;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use anxin_store::jobs::{self as store_jobs, Job};
+use anxin_store::notify as store_notify;
+use anxin_store::{StoreError, WriteCtx};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
 use crate::app::App;
+use crate::platform::jobs::Jobs;
 use crate::platform::notify::{self, ChannelKind, Outgoing};
 
 /// A campaign is open: reserve (params node, item, quantity, mode, place, until).
@@ -240,8 +252,91 @@ async fn exercise(app: &App, c: &Campaign) -> anyhow::Result<bool> {
     })
 }
 
+/// Where a notices job has got to, kept in its payload (`anxin_store::jobs::set_payload`) in
+/// the same write as each page of messages: a job that runs again (its server stopped, its lease
+/// ran out) goes on after the last page recorded, and nobody is told twice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Progress {
+    campaign: Uuid,
+    /// `opened` or `drawn`.
+    event: String,
+    /// The last household told (households go in id order); none yet: from the first.
+    #[serde(default)]
+    after: Option<Uuid>,
+    #[serde(default)]
+    households_done: bool,
+    /// An opening's delivery assignees have been told.
+    #[serde(default)]
+    assignees_done: bool,
+}
+
+/// Handle [`sc::NOTICES_JOB`] (enqueued by the write that opens or draws a campaign).
+pub fn register(jobs: &Jobs) {
+    jobs.register(sc::NOTICES_JOB, |app, job| async move {
+        run_notices(&app, &job).await.map(drop)
+    });
+}
+
+/// Run one notices job: [`campaign_opened`] or [`lottery_drawn`], from where it got to.
+pub async fn run_notices(app: &App, job: &Job) -> anyhow::Result<Report> {
+    let mut p: Progress =
+        serde_json::from_value(job.payload.clone()).context("campaign notices payload")?;
+    match p.event.as_str() {
+        "opened" => campaign_opened(app, job, &mut p).await,
+        "drawn" => lottery_drawn(app, job, &mut p).await,
+        other => anyhow::bail!("campaign notices: unknown event {other}"),
+    }
+}
+
+/// Record one page of messages and the job's progress in one write. A message the templates
+/// refuse is logged and counted, the others go on; a lost lease rolls the page back (the job's
+/// new holder records it).
+async fn record_page(
+    app: &App,
+    job: &Job,
+    items: Vec<Outgoing>,
+    progress: &Progress,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut rows = Vec::with_capacity(items.len());
+    for o in items {
+        let template = o.template_id.clone();
+        match notify::checked(app, o) {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                report.failed += 1;
+                tracing::warn!(template = %template, error = %format!("{e:#}"), "notice not recorded");
+            }
+        }
+    }
+    let n = rows.len();
+    let (id, owner) = (job.id, job.lease_owner.clone());
+    let payload = serde_json::to_value(progress)?;
+    app.store
+        .write(WriteCtx::system(sc::NOTICES_JOB), move |tx| {
+            for r in &rows {
+                store_notify::insert_in(tx, r)?;
+            }
+            if store_jobs::set_payload(tx, id, &owner, &payload)? {
+                Ok(())
+            } else {
+                Err(StoreError::Backend(
+                    "campaign notices: the job's lease was lost".into(),
+                ))
+            }
+        })
+        .await
+        .context("recording campaign notices")?;
+    report.messages += n;
+    if n > 0 {
+        app.notifier.kick();
+    }
+    Ok(())
+}
+
 /// Tell the households of a campaign just opened, and the assignees of its delivery orders.
-pub async fn campaign_opened(app: &App, id: Uuid) -> anyhow::Result<Report> {
+async fn campaign_opened(app: &App, job: &Job, p: &mut Progress) -> anyhow::Result<Report> {
+    let id = p.campaign;
     let (c, slots) = app
         .store
         .read(move |conn, _| sc::notice_campaign(conn, id))
@@ -251,12 +346,11 @@ pub async fn campaign_opened(app: &App, id: Uuid) -> anyhow::Result<Report> {
         return Ok(report);
     }
     let exercise = exercise(app, &c).await?;
-    if !exercise {
+    if !exercise && !p.households_done {
         let open = open_params(&c, &slots, app.clock.now());
         let home = delivery_home_params(&c);
-        let mut after: Option<Uuid> = None;
         loop {
-            let c2 = c.clone();
+            let (c2, after) = (c.clone(), p.after);
             let (page, contacts) = app
                 .store
                 .read(move |conn, env| {
@@ -282,34 +376,39 @@ pub async fn campaign_opened(app: &App, id: Uuid) -> anyhow::Result<Report> {
                 items.extend(to_household(h, t, p));
             }
             report.households += contacts.len();
-            record(app, OPEN_TEMPLATE, items, &mut report).await;
-            match page.next {
-                Some(n) => after = Some(n),
-                None => break,
+            p.after = page.next;
+            p.households_done = page.next.is_none();
+            record_page(app, job, items, p, &mut report).await?;
+            if p.households_done {
+                break;
             }
         }
     }
-    // The assignees of the delivery orders, one message each.
-    let (cid, node) = (c.id, c.node_id);
-    let assignees = app
-        .store
-        .read(move |conn, env| {
-            let mut out = Vec::new();
-            for (user, n) in sc::delivery_counts(conn, cid)? {
-                if let Some(p) = sc::account_phone(conn, env, user, node)? {
-                    out.push((p, n));
+    if !p.assignees_done {
+        // The assignees of the delivery orders, one message each.
+        let (cid, node) = (c.id, c.node_id);
+        let assignees = app
+            .store
+            .read(move |conn, env| {
+                let mut out = Vec::new();
+                for (user, n) in sc::delivery_counts(conn, cid)? {
+                    if let Some(p) = sc::account_phone(conn, env, user, node)? {
+                        out.push((p, n));
+                    }
                 }
-            }
-            Ok(out)
-        })
-        .await?;
-    let items: Vec<Outgoing> = assignees
-        .into_iter()
-        .map(|(phone, n)| deliveries_message(&c, exercise, phone, n))
-        .collect();
-    let before = report.messages;
-    record(app, DELIVERIES_TEMPLATE, items, &mut report).await;
-    report.assignees = report.messages - before;
+                Ok(out)
+            })
+            .await?;
+        let items: Vec<Outgoing> = assignees
+            .into_iter()
+            .map(|(phone, n)| deliveries_message(&c, exercise, phone, n))
+            .collect();
+        let before = report.messages;
+        p.households_done = true;
+        p.assignees_done = true;
+        record_page(app, job, items, p, &mut report).await?;
+        report.assignees = report.messages - before;
+    }
     tracing::info!(
         campaign = %c.id,
         households = report.households,
@@ -375,38 +474,9 @@ pub async fn after_assign(app: &App, campaign: Uuid, user: Uuid) {
     }
 }
 
-/// After a campaign was opened by hand (the API and the pages): [`campaign_opened`], errors
-/// logged.
-pub async fn after_open(app: &App, id: Uuid) {
-    if let Err(e) = campaign_opened(app, id).await {
-        tracing::warn!(campaign = %id, error = %format!("{e:#}"), "campaign opening notices not sent");
-    }
-}
-
-/// After an activation commits: the campaigns it opened are announced.
-pub async fn after_activation(app: &App, i: &Incident) {
-    if i.status != "active" {
-        return;
-    }
-    let incident = i.id;
-    match app
-        .store
-        .read(move |conn, _| sc::opened_for_incident(conn, incident))
-        .await
-    {
-        Ok(ids) => {
-            for id in ids {
-                after_open(app, id).await;
-            }
-        }
-        Err(e) => {
-            tracing::warn!(incident = %incident, error = %e, "campaign opening notices not sent")
-        }
-    }
-}
-
 /// Tell the applicants of a lottery just drawn whether they won (and where and when to pick up).
-pub async fn lottery_drawn(app: &App, id: Uuid) -> anyhow::Result<Report> {
+async fn lottery_drawn(app: &App, job: &Job, p: &mut Progress) -> anyhow::Result<Report> {
+    let id = p.campaign;
     let (c, slots) = app
         .store
         .read(move |conn, _| sc::notice_campaign(conn, id))
@@ -419,9 +489,13 @@ pub async fn lottery_drawn(app: &App, id: Uuid) -> anyhow::Result<Report> {
         .store
         .read(move |conn, _| sc::draw_outcomes(conn, id))
         .await?;
+    // In household order: the ones after the last page recorded.
+    let start = p
+        .after
+        .map_or(0, |a| outcomes.partition_point(|(h, ..)| *h <= a));
     let home = delivery_home_params(&c);
     let lost = params(&[("campaign", c.title.clone())]);
-    for page in outcomes.chunks(usize::try_from(PAGE).unwrap_or(500)) {
+    for page in outcomes[start..].chunks(usize::try_from(PAGE).unwrap_or(500)) {
         let ids: Vec<Uuid> = page.iter().map(|(h, ..)| *h).collect();
         let contacts = app
             .store
@@ -448,7 +522,8 @@ pub async fn lottery_drawn(app: &App, id: Uuid) -> anyhow::Result<Report> {
             items.extend(to_household(h, t, &p));
         }
         report.households += contacts.len();
-        record(app, WON_TEMPLATE, items, &mut report).await;
+        p.after = page.last().map(|(h, ..)| *h);
+        record_page(app, job, items, p, &mut report).await?;
     }
     tracing::info!(
         campaign = %c.id,
@@ -458,13 +533,6 @@ pub async fn lottery_drawn(app: &App, id: Uuid) -> anyhow::Result<Report> {
         "lottery notices recorded"
     );
     Ok(report)
-}
-
-/// After a lottery draw commits (a worker's or the timer's): [`lottery_drawn`], errors logged.
-pub async fn after_draw(app: &App, id: Uuid) {
-    if let Err(e) = lottery_drawn(app, id).await {
-        tracing::warn!(campaign = %id, error = %format!("{e:#}"), "lottery notices not sent");
-    }
 }
 
 // ---- provider orders ---------------------------------------------------------------------------

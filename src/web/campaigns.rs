@@ -380,12 +380,9 @@ async fn act(ui: Ui, app: App, s: Staff, id: Uuid, what: &'static str) -> Respon
         .await;
     match r {
         Ok(()) => {
-            // Notices after commit: the households on opening, the applicants on a draw.
-            match what {
-                "open" => crate::supplies::notices::after_open(&app, id).await,
-                "draw" => crate::supplies::notices::after_draw(&app, id).await,
-                _ => {}
-            }
+            // Opening and drawing enqueued their notices job (the households, the
+            // applicants): wake a worker.
+            app.jobs.kick();
             see_other(&format!("/manage/campaigns/{id}"))
         }
         Err(e) => {

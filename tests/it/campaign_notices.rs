@@ -10,9 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use anxin::config::SmsConfig;
 use anxin::platform::notify::{self, ChannelKind};
+use anxin::supplies::notices;
 use anxin_crypto::Secret;
 use anxin_domain::{Role, Scope};
 use anxin_store::accounts::UserKind;
+use anxin_store::jobs::{self as store_jobs, Job};
 use anxin_store::scope::Caller;
 use anxin_store::supplies::campaigns as sc;
 use anxin_store::{Store, WriteCtx};
@@ -93,8 +95,14 @@ async fn app_with_gateway(backend: Backend) -> (TestApp, Gateway) {
     (t, g)
 }
 
-/// Deliver everything due and answer what the gateway received since the last call.
+/// Run the jobs due (the notices jobs of campaigns opened or drawn), deliver everything due and
+/// answer what the gateway received since the last call.
 async fn sent(t: &TestApp, g: &Gateway) -> Vec<Sms> {
+    while anxin::platform::jobs::run_one(&t.app, "test-worker")
+        .await
+        .unwrap()
+        .is_some()
+    {}
     notify::deliver_due(&t.app).await.unwrap();
     g.take()
 }
@@ -110,6 +118,19 @@ async fn assign(base: &str, worker: &world::User, order: &str, user: Value) {
     )
     .await;
     assert_eq!(s, 200, "{b}");
+}
+
+/// Notifications of `template` recorded so far (any channel, any state).
+async fn recorded(t: &TestApp, template: &'static str) -> i64 {
+    t.store()
+        .read(move |c, _| {
+            c.query_i64(
+                "SELECT count(*) FROM notifications WHERE template = $1",
+                &anxin_store::params![template],
+            )
+        })
+        .await
+        .unwrap()
 }
 
 /// The SMS of `template`, by phone (the last 11 digits), sorted.
@@ -340,6 +361,39 @@ both_backends!(
         .await;
         assert_eq!(st, 200, "{o}");
         assert_eq!(o["deliveries"], 3, "{o}");
+        // The answer did not wait for the notices: the opening's write enqueued their job, and
+        // nothing is recorded until a worker runs it.
+        assert_eq!(recorded(&t, "campaign_open").await, 0);
+        let job = store_jobs::claim(
+            s,
+            "worker-1",
+            t.app.clock.now(),
+            chrono::Duration::minutes(5),
+        )
+        .await
+        .unwrap()
+        .expect("the opening's notices job");
+        assert_eq!(job.kind, sc::NOTICES_JOB);
+        // A worker whose lease was lost (another took the job over) records nothing.
+        let mut lost = job.clone();
+        lost.lease_owner = "worker-0".into();
+        assert!(notices::run_notices(&t.app, &lost).await.is_err());
+        assert_eq!(recorded(&t, "campaign_open").await, 0);
+        // The holder records every page with its progress; run again (its server stopped before
+        // marking the job done), it goes on after the last page: nobody is told twice.
+        let first = notices::run_notices(&t.app, &job).await.unwrap();
+        assert_eq!((first.households, first.assignees), (4, 2), "{first:?}");
+        let again = Job {
+            payload: store_jobs::state(s, job.id).await.unwrap().unwrap().payload,
+            ..job.clone()
+        };
+        let second = notices::run_notices(&t.app, &again).await.unwrap();
+        assert_eq!(second.messages, 0, "{second:?}");
+        assert!(
+            store_jobs::complete(s, job.id, "worker-1", t.app.clock.now())
+                .await
+                .unwrap()
+        );
         let sms = sent(&t, &g).await;
         // Exactly the compound's households, once each; nobody outside (A1, A1n, B1).
         assert_eq!(

@@ -200,6 +200,22 @@ pub async fn complete(store: &Store, id: Uuid, owner: &str, now: DateTime<Utc>) 
         .await
 }
 
+/// Inside the caller's write: record the progress of a running job that `owner` still holds
+/// (its payload: where a handler that runs again should go on). `false` when the lease was lost,
+/// and the caller should then roll its write back: whatever it did belongs to the new holder.
+pub fn set_payload(
+    tx: &mut Tx,
+    id: Uuid,
+    owner: &str,
+    payload: &serde_json::Value,
+) -> Result<bool> {
+    let n = tx.execute_unlogged(
+        "UPDATE jobs SET payload = $1 WHERE id = $2 AND status = 'running' AND lease_owner = $3",
+        &params![payload.to_string(), id, owner],
+    )?;
+    Ok(n == 1)
+}
+
 /// What became of a failed job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOutcome {
@@ -286,13 +302,16 @@ pub struct JobState {
     pub run_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub unique_key: Option<String>,
+    /// As enqueued, or as the handler last recorded its progress ([`set_payload`]).
+    pub payload: serde_json::Value,
 }
 
 pub async fn state(store: &Store, id: Uuid) -> Result<Option<JobState>> {
     store
         .read(move |c, _| {
             c.query_one(
-                "SELECT id, kind, status, attempts, run_at, last_error, unique_key FROM jobs WHERE id = $1",
+                "SELECT id, kind, status, attempts, run_at, last_error, unique_key, payload FROM jobs \
+                 WHERE id = $1",
                 &params![id],
             )?
             .map(|r| {
@@ -304,6 +323,8 @@ pub async fn state(store: &Store, id: Uuid) -> Result<Option<JobState>> {
                     run_at: r.get("run_at")?,
                     last_error: r.get("last_error")?,
                     unique_key: r.get("unique_key")?,
+                    payload: serde_json::from_str(&r.get::<String>("payload")?)
+                        .map_err(|e| StoreError::Backend(format!("job payload: {e}")))?,
                 })
             })
             .transpose()

@@ -68,7 +68,8 @@ impl std::fmt::Debug for NewNotification {
 const PHONE_CHANNELS: &[&str] = &["sms", "voice"];
 const FIELD_REPLY: &str = "notification_replies.text";
 
-fn insert_in(tx: &mut crate::Tx<'_>, n: &NewNotification) -> Result<Uuid> {
+/// Record one notification inside the caller's write (what [`insert_many`] does for each).
+pub fn insert_in(tx: &mut crate::Tx<'_>, n: &NewNotification) -> Result<Uuid> {
     let env = tx.env();
     let id = tx.new_id();
     let now = tx.now();

@@ -621,6 +621,27 @@ fn load_for_write(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<Campaign> {
     Ok(c)
 }
 
+/// The job that tells the households of a campaign (and the assignees of its delivery orders)
+/// what just happened to it: payload `{"campaign": id, "event": "opened" | "drawn"}`, handled by
+/// the application's notices (`anxin::supplies::notices`), which records its progress in the
+/// payload as it goes.
+pub const NOTICES_JOB: &str = "campaign.notices";
+
+/// Enqueue [`NOTICES_JOB`] in the write that opens or draws the campaign: the notices are as
+/// durable as the event (a server that stops right after the commit still sends them), and the
+/// request does not wait for a district's tens of thousands of messages.
+fn notices_job(tx: &mut Tx, campaign: Uuid, event: &str) -> Result<()> {
+    let now = tx.now();
+    crate::jobs::enqueue(
+        tx,
+        NOTICES_JOB,
+        &serde_json::json!({ "campaign": campaign, "event": event }),
+        now,
+        Some(&format!("{NOTICES_JOB}.{event}@{campaign}")),
+    )
+    .map(drop)
+}
+
 /// Open a draft campaign: checks, counters, delivery orders.
 pub fn open(tx: &mut Tx, caller: &Caller, id: Uuid) -> Result<CampaignOpenReport> {
     let c = load_for_write(tx, caller, id)?;
@@ -765,6 +786,7 @@ fn open_with(
             ("updated_at", now.into()),
         ],
     )?;
+    notices_job(tx, c.id, "opened")?;
     Ok(CampaignOpenReport {
         campaign: load(tx.conn(), &all(), c.id)?,
         deliveries: i64::try_from(deliveries).unwrap_or(i64::MAX),
@@ -1760,6 +1782,7 @@ fn draw_in(tx: &mut Tx, c: &Campaign) -> Result<LotteryDrawReport> {
             ("updated_at", now.into()),
         ],
     )?;
+    notices_job(tx, c.id, "drawn")?;
     Ok(LotteryDrawReport {
         campaign_id: c.id,
         applicants: winners + lost,
